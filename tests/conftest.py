@@ -1,0 +1,44 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from webhook.certificates import KeyAndCert, create_ca, issue_serving_cert
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+
+
+@dataclass(frozen=True)
+class LocalTLS:
+    """A test CA and a loopback serving certificate, written to files like a real deployment's."""
+
+    ca: KeyAndCert
+    server: KeyAndCert
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@pytest.fixture
+def local_tls(tmp_path: Path) -> LocalTLS:
+    ca = create_ca("irsa-webhook test CA")
+    server = issue_serving_cert(ca, ["localhost", "127.0.0.1"])
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(ca.cert_pem)
+    server.write(tmp_path / "tls.crt", tmp_path / "tls.key")
+    return LocalTLS(ca, server, ca_file, tmp_path / "tls.crt", tmp_path / "tls.key")

@@ -1,0 +1,9 @@
+"""`irsa-webhook microk8s`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Not built yet: see the open issue."""

@@ -1,0 +1,1 @@
+"""The OIDC issuer: signing keys, JWKS, discovery document, tokens."""
