@@ -1,0 +1,1 @@
+"""The webhook server: aiohttp over TLS around the admission core."""

@@ -1,0 +1,175 @@
+"""The aiohttp applications: `/mutate` (TLS port) and health, readiness and metrics.
+
+The handler's rule: anything the client sent wrong is a 4xx naming what; anything that goes wrong
+on our side with a pod is still an allowed answer (unchanged pod, a warning), never a 500 and
+never a denial, because the webhook must not be the reason a pod cannot start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from webhook.admission import InvalidReview, PodRequest, admit, parse_review
+from webhook.identity import ServiceAccountIdentity
+from webhook.mutation import Mutation
+from webhook.server.logs import log_admission
+from webhook.server.metrics import ServerMetrics
+from webhook.serviceaccounts import ServiceAccountSource
+from webhook.settings import MutationSettings
+
+log = logging.getLogger("webhook.server")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver caps request bodies at 3 MiB as well
+INTERNAL_ERROR_WARNING = (
+    "irsa-webhook could not evaluate this pod and admitted it unchanged; see the webhook log"
+)
+REVIEW_API_VERSION = "admission.k8s.io/v1"
+
+
+@dataclass(slots=True)
+class Admission:
+    """Everything the handlers share: where identities come from, the settings and metrics."""
+
+    source: ServiceAccountSource
+    settings: MutationSettings
+    metrics: ServerMetrics
+
+
+def _encode(document: dict[str, Any]) -> web.Response:
+    return web.Response(
+        body=json.dumps(document, separators=(",", ":")).encode(),
+        content_type="application/json",
+    )
+
+
+def _allowed_unchanged(api_version: str, uid: str, warning: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version or REVIEW_API_VERSION,
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, "allowed": True, "warnings": [warning]},
+    }
+
+
+def _uid_of(document: Any) -> str | None:
+    """The request uid if the body has a usable one, for answering even when parsing failed."""
+    try:
+        uid = document["request"]["uid"]
+    except (KeyError, TypeError):
+        return None
+    return uid if isinstance(uid, str) and uid else None
+
+
+class Handlers:
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.metrics = admission.metrics
+
+    def _reject(self, status: int, message: str) -> web.Response:
+        self.metrics.rejected.labels(str(status)).inc()
+        return web.Response(status=status, text=message + "\n")
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            return await self._mutate(request, started)
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _mutate(self, request: web.Request, started: float) -> web.Response:
+        if request.content_type != "application/json":
+            return self._reject(
+                415, f"Content-Type must be application/json, got {request.content_type!r}"
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reject(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            document = json.loads(body)
+        except ValueError as exc:  # includes bodies that are not UTF-8
+            return self._reject(400, f"body is not JSON: {exc}")
+        try:
+            review = parse_review(document)
+        except InvalidReview as exc:
+            return self._reject(400, f"not an AdmissionReview: {exc}")
+        except Exception:
+            uid = _uid_of(document)
+            if uid is None:
+                return self._reject(400, "not an AdmissionReview: no request.uid")
+            log.exception("could not read AdmissionReview %s", uid)
+            self.metrics.observe("error", False, time.perf_counter() - started)
+            return _encode(
+                _allowed_unchanged(document.get("apiVersion", ""), uid, INTERNAL_ERROR_WARNING)
+            )
+        return await self._answer(review, started)
+
+    async def _answer(self, review: PodRequest, started: float) -> web.Response:
+        identity: ServiceAccountIdentity | None = None
+        try:
+            if review.wants_mutation:
+                identity = await self.admission.source.get(review.namespace, review.service_account)
+            response, mutation = admit(review, identity, self.admission.settings)
+        except Exception:
+            log.exception(
+                "admission failed; pod admitted unchanged",
+                extra={"fields": {"uid": review.uid, "namespace": review.namespace}},
+            )
+            response = _allowed_unchanged(review.api_version, review.uid, INTERNAL_ERROR_WARNING)
+            mutation = Mutation(outcome="skipped", reason="internal error")
+            outcome = "error"
+        else:
+            outcome = mutation.outcome
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(outcome, review.dry_run, elapsed)
+        fields: dict[str, Any] = {
+            "uid": review.uid,
+            "namespace": review.namespace,
+            "pod": review.pod_name,
+            "service_account": review.service_account,
+            "result": outcome,
+            "duration_ms": round(elapsed * 1000, 3),
+            "dry_run": review.dry_run,
+        }
+        if mutation.reason:
+            fields["reason"] = mutation.reason
+        log_admission(fields)
+        return _encode(response)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.admission.source.is_ready():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="ServiceAccounts not listed yet\n")
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def make_webhook_app(admission: Admission, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
+    """The TLS application the API server calls; health endpoints too, for probes over TLS."""
+    handlers = Handlers(admission)
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_post("/mutate", handlers.mutate)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+def make_metrics_app(admission: Admission) -> web.Application:
+    """Plain HTTP for Prometheus and kubelet probes, as the reference serves on --metrics-port."""
+    handlers = Handlers(admission)
+    app = web.Application()
+    app.router.add_get("/metrics", handlers.metrics_page)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app

@@ -1,0 +1,100 @@
+"""Running the two listeners: the TLS webhook port and the plain-HTTP metrics port.
+
+Shutdown order matters for "no request lost": stop accepting on both ports, let requests in
+flight finish (bounded by the grace period), then run the cleanup hooks (the cache stops last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from webhook.server.tls import ReloadingTLS
+
+log = logging.getLogger("webhook.server")
+
+DEFAULT_GRACE_SECONDS = 10.0  # as the reference; well inside Kubernetes' default 30 s
+
+
+class WebhookServer:
+    def __init__(
+        self,
+        webhook_app: web.Application,
+        metrics_app: web.Application,
+        tls: ReloadingTLS,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 8443,
+        metrics_port: int = 9999,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    ) -> None:
+        self.tls = tls
+        self.host = host
+        self._ports = (port, metrics_port)
+        # access_log off: /mutate writes its own structured line, probes need none.
+        self._webhook = web.AppRunner(webhook_app, access_log=None, shutdown_timeout=grace_seconds)
+        self._metrics = web.AppRunner(metrics_app, access_log=None, shutdown_timeout=grace_seconds)
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._webhook.addresses[0][1])
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self._metrics.addresses[0][1])
+
+    async def start(self) -> None:
+        """Startup hooks first (they start the ServiceAccount source), then listen."""
+        await self._webhook.setup()
+        await self._metrics.setup()
+        try:
+            await web.TCPSite(
+                self._webhook, self.host, self._ports[0], ssl_context=self.tls.context
+            ).start()
+            await web.TCPSite(self._metrics, self.host, self._ports[1]).start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._watch = asyncio.create_task(self.tls.watch())
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "webhook": f"https://{self.host}:{self.port}/mutate",
+                    "metrics": f"http://{self.host}:{self.metrics_port}/metrics",
+                }
+            },
+        )
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        # AppRunner.cleanup: close the listener, wait for handlers, then the cleanup hooks.
+        await asyncio.gather(self._webhook.cleanup(), self._metrics.cleanup())
+
+
+async def serve_until_signalled(
+    server: WebhookServer, on_started: Callable[[WebhookServer], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if on_started is not None:
+        on_started(server)
+    try:
+        await stop.wait()
+        log.info("signal received: finishing requests in flight, then exiting")
+    finally:
+        await server.stop()
+    log.info("stopped")
