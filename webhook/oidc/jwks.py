@@ -101,11 +101,16 @@ def key_from_jwk(jwk: dict[str, Any]) -> PublicKey:
 
 
 def parse_jwks(data: bytes | str, source: str) -> list[dict[str, Any]]:
-    """The `keys` list of a JWKS document; ValueError naming `source` when it is not one."""
+    """The `keys` list of a serialized JWKS; ValueError naming `source` when it is not one."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{source} is not JSON ({exc})") from None
+    return jwks_keys(document, source)
+
+
+def jwks_keys(document: Any, source: str) -> list[dict[str, Any]]:
+    """The `keys` list of a decoded JWKS; ValueError naming `source` when it is not one."""
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
         raise ValueError(f"{source} is not a JWKS: it needs a 'keys' list of objects")
