@@ -145,7 +145,9 @@ def plan_configure(
         audiences_before = _dedup([a for fl in audience_lines for a in fl.value.split(",")])
     else:
         audiences_before = [issuers[0].value] if issuers else []
-    audiences_wanted = _dedup(audiences_before + list(request.extra_audiences))
+    # With nothing in force yet, the default after the change (the new issuer) is the base.
+    base = audiences_before or [request.issuer]
+    audiences_wanted = _dedup(base + list(request.extra_audiences))
 
     # The new issuer goes first (it signs); previous ones stay as accepted issuers unless dropped.
     issuer_group: list[str] | None = None
