@@ -359,7 +359,7 @@ def mutate_pod(
     volume, ours = _existing_token_volume(spec, plan.audience)
     if volume is not None and not ours:
         warnings.append(
-            f"the pod declares its own volume {VOLUME_NAME!r}, which is reserved for the "
+            f"the pod declares its own volume {VOLUME_NAME}, which is reserved for the "
             f"projected token of audience {quoted(plan.audience)}: pod not mutated"
         )
         return _not_mutated(f"pod declares its own {VOLUME_NAME} volume", warnings)
