@@ -6,9 +6,10 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -18,7 +19,7 @@ from oidc_support import pyjwt_decode
 from webhook.errors import CheckFailed
 from webhook.oidc import keys
 from webhook.oidc.jwks import build_jwks
-from webhook.oidc.jws import b64url_decode, b64url_encode, sign_compact
+from webhook.oidc.jws import b64url_decode, b64url_encode, parse_compact, sign_compact
 from webhook.oidc.site import write_site
 from webhook.oidc.token import service_account_claims, sign_token
 from webhook.oidc.verify import CLOCK_SKEW_SECONDS, verify_token
@@ -92,9 +93,9 @@ def mint(
     return sign_token(claims, key)
 
 
-async def expect_failure(check: str, token: str, **kwargs: object) -> str:
+async def expect_failure(check: str, token: str, **kwargs: Any) -> str:
     with pytest.raises(CheckFailed) as caught:
-        await verify_token(token, **kwargs)  # type: ignore[arg-type]
+        await verify_token(token, **kwargs)
     message = str(caught.value)
     assert message.startswith(f"token rejected at the {check!r} check: "), message
     assert token not in message
@@ -102,185 +103,128 @@ async def expect_failure(check: str, token: str, **kwargs: object) -> str:
     return message
 
 
+@dataclass
+class Issuer:
+    """The static issuer plus the key it publishes: publish a site, mint tokens, verify them."""
+
+    server: StaticIssuer
+    key: keys.PrivateKey
+
+    @property
+    def url(self) -> str:
+        return self.server.url()
+
+    def publish(self, issuer: str | None = None, **site_options: Any) -> dict[str, Any]:
+        """Lay out the site (for `issuer`, default the server's URL); verify_token's options."""
+        write_site(self.server.root, issuer or self.url, [self.key.public_key()], **site_options)
+        return {"issuer": self.url, "audience": "sts.amazonaws.com", "ca_file": self.server.ca_file}
+
+    def mint(self, **overrides: Any) -> str:
+        return mint(self.key, overrides.pop("iss", self.url), **overrides)
+
+
 @pytest.fixture
-def published(
-    static_issuer: StaticIssuer, signing_key: keys.PrivateKey
-) -> Callable[..., dict[str, object]]:
-    """Publish the site for `signing_key` and return verify_token's keyword arguments."""
-
-    def publish(issuer: str | None = None, **site_kwargs: object) -> dict[str, object]:
-        write_site(
-            static_issuer.root,
-            issuer or static_issuer.url(),
-            [signing_key.public_key()],
-            **site_kwargs,  # type: ignore[arg-type]
-        )
-        return {
-            "issuer": static_issuer.url(),
-            "audience": "sts.amazonaws.com",
-            "ca_file": static_issuer.ca_file,
-        }
-
-    return publish
+def issuer(static_issuer: StaticIssuer, signing_key: keys.PrivateKey) -> Issuer:
+    return Issuer(static_issuer, signing_key)
 
 
-async def test_good_token_verifies_and_returns_its_claims(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
-    token = mint(signing_key, static_issuer.url())
-    verified = await verify_token(token, **options)  # type: ignore[arg-type]
+async def test_good_token_verifies_and_returns_its_claims(issuer: Issuer) -> None:
+    options = issuer.publish()
+    token = issuer.mint()
+    verified = await verify_token(token, **options)
     assert verified.claims["sub"] == "system:serviceaccount:team-a:s3-reader"
-    assert verified.kid == keys.key_id(signing_key)
-    assert verified.keys_from == f"{static_issuer.url()}/jwks.json"
-    assert static_issuer.requests == [
+    assert verified.kid == keys.key_id(issuer.key)
+    assert verified.keys_from == f"{issuer.url}/jwks.json"
+    assert issuer.server.requests == [
         f"{ISSUER_PATH}/.well-known/openid-configuration",
         f"{ISSUER_PATH}/jwks.json",
     ]
     # the independent implementation agrees with what we accepted
-    jwks = json.loads((static_issuer.root / "jwks.json").read_text())
-    assert pyjwt_decode(token, jwks, audience="sts.amazonaws.com", issuer=static_issuer.url())
+    jwks = json.loads((issuer.server.root / "jwks.json").read_text())
+    assert pyjwt_decode(token, jwks, audience="sts.amazonaws.com", issuer=issuer.url)
 
 
-async def test_api_server_jwks_layout_is_followed_through_discovery(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published(jwks_uri=f"{static_issuer.url()}/openid/v1/jwks")
-    verified = await verify_token(mint(signing_key, static_issuer.url()), **options)  # type: ignore[arg-type]
+async def test_api_server_jwks_layout_is_followed_through_discovery(issuer: Issuer) -> None:
+    options = issuer.publish(jwks_uri=f"{issuer.url}/openid/v1/jwks")
+    verified = await verify_token(issuer.mint(), **options)
     assert verified.keys_from.endswith(f"{ISSUER_PATH}/openid/v1/jwks")
 
 
-async def test_wrong_audience(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
-    token = mint(signing_key, static_issuer.url(), aud=["vault"])
-    message = await expect_failure("aud", token, **options)
+async def test_wrong_audience(issuer: Issuer) -> None:
+    options = issuer.publish()
+    message = await expect_failure("aud", issuer.mint(aud=["vault"]), **options)
     assert "'sts.amazonaws.com'" in message
 
 
-async def test_wrong_issuer_in_token(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
-    token = mint(signing_key, "https://kubernetes.default.svc")
+async def test_wrong_issuer_in_token(issuer: Issuer) -> None:
+    options = issuer.publish()
+    token = issuer.mint(iss="https://kubernetes.default.svc")
     message = await expect_failure("iss", token, **options)
-    assert "--service-account-issuer" in message
+    assert "'https://kubernetes.default.svc'" in message and "--service-account-issuer" in message
 
 
-async def test_expired_token_beyond_the_clock_skew(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
+async def test_expired_token_beyond_the_clock_skew(issuer: Issuer) -> None:
+    options = issuer.publish()
     now = int(time.time())
-    token = mint(signing_key, static_issuer.url(), now=now - 7200, expiration=600)
-    await expect_failure("exp", token, **options)
+    await expect_failure("exp", issuer.mint(now=now - 7200, expiration=600), **options)
     # inside the allowance it still passes, as STS would
-    within = mint(
-        signing_key, static_issuer.url(), now=now - 600 - CLOCK_SKEW_SECONDS + 20, expiration=600
-    )
-    await verify_token(within, **options)  # type: ignore[arg-type]
+    issued = now - 600 - CLOCK_SKEW_SECONDS + 20
+    await verify_token(issuer.mint(now=issued, expiration=600), **options)
 
 
-async def test_token_not_yet_valid(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
-    token = mint(signing_key, static_issuer.url(), now=int(time.time()) + 3600)
-    await expect_failure("nbf", token, **options)
+async def test_token_not_yet_valid(issuer: Issuer) -> None:
+    options = issuer.publish()
+    await expect_failure("nbf", issuer.mint(now=int(time.time()) + 3600), **options)
 
 
-async def test_unknown_kid(
-    published: Callable[..., dict[str, object]], static_issuer: StaticIssuer
-) -> None:
-    options = published()
+async def test_unknown_kid(issuer: Issuer) -> None:
+    options = issuer.publish()
     other = keys.generate_private_key("ec")
-    message = await expect_failure("kid", mint(other, static_issuer.url()), **options)
+    message = await expect_failure("kid", mint(other, issuer.url), **options)
     assert keys.key_id(other) in message and "oidc jwks" in message
 
 
-async def test_tampered_payload(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    options = published()
-    header, payload, signature = mint(signing_key, static_issuer.url()).split(".")
+async def test_tampered_payload(issuer: Issuer) -> None:
+    options = issuer.publish()
+    header, payload, signature = issuer.mint().split(".")
     claims = json.loads(b64url_decode(payload))
     claims["sub"] = "system:serviceaccount:kube-system:admin"
     forged = f"{header}.{b64url_encode(json.dumps(claims).encode())}.{signature}"
     await expect_failure("signature", forged, **options)
 
 
-async def test_discovery_issuer_mismatch(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
+async def test_discovery_issuer_mismatch(issuer: Issuer) -> None:
     """Published for https://localhost:PORT/..., checked as https://127.0.0.1:PORT/..."""
-    options = published(issuer=static_issuer.url("localhost"))
-    message = await expect_failure(
-        "discovery issuer", mint(signing_key, static_issuer.url()), **options
-    )
-    assert static_issuer.url("localhost") in message
-    assert static_issuer.requests == [f"{ISSUER_PATH}/.well-known/openid-configuration"]
+    options = issuer.publish(issuer=issuer.server.url("localhost"))
+    message = await expect_failure("discovery issuer", issuer.mint(), **options)
+    assert issuer.server.url("localhost") in message
+    assert issuer.server.requests == [f"{ISSUER_PATH}/.well-known/openid-configuration"]
 
 
-async def test_site_not_published(
-    static_issuer: StaticIssuer, signing_key: keys.PrivateKey
-) -> None:
+async def test_site_not_published(issuer: Issuer) -> None:
+    options = {"issuer": issuer.url, "audience": "sts.amazonaws.com"}
     message = await expect_failure(
-        "discovery",
-        mint(signing_key, static_issuer.url()),
-        issuer=static_issuer.url(),
-        audience="sts.amazonaws.com",
-        ca_file=static_issuer.ca_file,
+        "discovery", issuer.mint(), ca_file=issuer.server.ca_file, **options
     )
     assert "HTTP 404" in message
 
 
 async def test_certificate_is_verified_against_the_system_store_by_default(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
+    issuer: Issuer,
 ) -> None:
-    options = published()
+    options = issuer.publish()
     options["ca_file"] = None  # the test CA is in no system store
-    message = await expect_failure("discovery", mint(signing_key, static_issuer.url()), **options)
+    message = await expect_failure("discovery", issuer.mint(), **options)
     assert "not trusted" in message and "--ca-file" in message
-    assert static_issuer.requests == []
+    assert issuer.server.requests == []
 
 
-async def test_legacy_token_without_kid_finds_the_empty_kid_key(
-    published: Callable[..., dict[str, object]],
-    signing_key: keys.PrivateKey,
-    static_issuer: StaticIssuer,
-) -> None:
-    claims = service_account_claims(
-        issuer=static_issuer.url(),
-        namespace="ns",
-        service_account="sa",
-        audiences=["sts.amazonaws.com"],
-        expiration=600,
-    )
-    legacy = sign_compact({"alg": keys.algorithm(signing_key)}, claims, signing_key)
-    options = published()
-    message = await expect_failure("kid", legacy, **options)
+async def test_legacy_token_without_kid_finds_the_empty_kid_key(issuer: Issuer) -> None:
+    claims = parse_compact(issuer.mint()).claims
+    legacy = sign_compact({"alg": keys.algorithm(issuer.key)}, claims, issuer.key)
+    message = await expect_failure("kid", legacy, **issuer.publish())
     assert "--legacy-empty-kid" in message
-    options = published(legacy_empty_kid=True)
-    verified = await verify_token(legacy, **options)  # type: ignore[arg-type]
+    verified = await verify_token(legacy, **issuer.publish(legacy_empty_kid=True))
     assert verified.kid == ""
 
 
