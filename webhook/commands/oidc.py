@@ -95,10 +95,10 @@ def run_keygen(args: argparse.Namespace) -> int:
     key = keys.generate_private_key(args.key_type, args.bits or 2048)
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keys.write_private_file(private_path, keys.private_key_pem(key), overwrite=args.force)
+        public_path.write_bytes(keys.public_key_pem(key.public_key()))
     except OSError as exc:
-        raise UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
-    keys.write_private_file(private_path, keys.private_key_pem(key), overwrite=args.force)
-    public_path.write_bytes(keys.public_key_pem(key.public_key()))
+        raise UsageError(f"cannot write the key pair in {out}: {exc.strerror or exc}") from None
     print(f"wrote {private_path} (private, mode 0600: keep it on the API server only)")
     print(f"wrote {public_path} (public)")
     print(f"key ID (kid): {keys.key_id(key)}  algorithm: {keys.algorithm(key)}")
