@@ -241,9 +241,8 @@ async def _source(args: argparse.Namespace) -> tuple[ServiceAccountSource, Lifec
     if args.service_accounts:
         from webhook.serviceaccounts.offline import OfflineServiceAccounts
 
-        return OfflineServiceAccounts.from_files(
-            args.service_accounts, args.annotation_prefix
-        ), None
+        paths = [str(path) for path in args.service_accounts]
+        return OfflineServiceAccounts.from_files(paths, args.annotation_prefix), None
     return await _api_cache(args)
 
 

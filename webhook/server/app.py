@@ -7,6 +7,7 @@ never a denial, because the webhook must not be the reason a pod cannot start.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -30,6 +31,30 @@ INTERNAL_ERROR_WARNING = (
     "irsa-webhook could not evaluate this pod and admitted it unchanged; see the webhook log"
 )
 REVIEW_API_VERSION = "admission.k8s.io/v1"
+
+
+class InFlight:
+    """Admission requests being handled, so shutdown can wait for the last one to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 
 @dataclass(slots=True)
@@ -69,6 +94,7 @@ class Handlers:
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
         self.metrics = admission.metrics
+        self.in_flight = InFlight()
 
     def _reject(self, status: int, message: str) -> web.Response:
         self.metrics.rejected.labels(str(status)).inc()
@@ -76,11 +102,11 @@ class Handlers:
 
     async def mutate(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self.in_flight.enter()
         try:
             return await self._mutate(request, started)
         finally:
-            self.metrics.in_flight.dec()
+            self.in_flight.leave()
 
     async def _mutate(self, request: web.Request, started: float) -> web.Response:
         if request.content_type != "application/json":
@@ -158,7 +184,9 @@ class Handlers:
 def make_webhook_app(admission: Admission, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     """The TLS application the API server calls; health endpoints too, for probes over TLS."""
     handlers = Handlers(admission)
+    admission.metrics.in_flight.set_function(lambda: handlers.in_flight.count)
     app = web.Application(client_max_size=max_body_bytes)
+    app[IN_FLIGHT] = handlers.in_flight
     app.router.add_post("/mutate", handlers.mutate)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from webhook.server.app import IN_FLIGHT
 from webhook.server.tls import ReloadingTLS
 
 log = logging.getLogger("webhook.server")
@@ -39,6 +40,8 @@ class WebhookServer:
         # access_log off: /mutate writes its own structured line, probes need none.
         self._webhook = web.AppRunner(webhook_app, access_log=None, shutdown_timeout=grace_seconds)
         self._metrics = web.AppRunner(metrics_app, access_log=None, shutdown_timeout=grace_seconds)
+        self._in_flight = webhook_app[IN_FLIGHT]
+        self._grace_seconds = grace_seconds
         self._watch: asyncio.Task[None] | None = None
 
     @property
@@ -73,11 +76,25 @@ class WebhookServer:
         )
 
     async def stop(self) -> None:
+        """Stop accepting, drain, then clean up.
+
+        aiohttp's own cleanup stops reading from every connection at once, which would strand a
+        request whose body is still arriving; so first only the listeners close, and requests
+        already being handled (body upload included) finish within the grace period.
+        """
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        # AppRunner.cleanup: close the listener, wait for handlers, then the cleanup hooks.
+        for site in [*self._webhook.sites, *self._metrics.sites]:
+            await site.stop()
+        try:
+            await asyncio.wait_for(self._in_flight.wait_idle(), self._grace_seconds)
+        except TimeoutError:
+            log.warning(
+                "grace period over with requests in flight",
+                extra={"fields": {"in_flight": self._in_flight.count}},
+            )
         await asyncio.gather(self._webhook.cleanup(), self._metrics.cleanup())
 
 
