@@ -22,29 +22,31 @@ from webhook.server.logs import JsonFormatter, TextFormatter
 from webhook.server.metrics import ServerMetrics
 from webhook.server.runner import WebhookServer
 from webhook.server.tls import ReloadingTLS, TLSSettings
+from webhook.serviceaccounts.offline import OfflineServiceAccounts
 from webhook.settings import MutationSettings
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/s3-reader"
 
 
-class StaticSource:
-    """A ServiceAccount source with fixed contents and a readiness switch (or a failure)."""
+class SwitchableSource:
+    """The real offline source behind switches for what it never does by itself: being not
+    ready, or failing."""
 
-    def __init__(self, *identities: ServiceAccountIdentity, ready: bool = True) -> None:
-        self.identities = {(i.namespace, i.name): i for i in identities}
-        self.ready = ready
+    def __init__(self, inner: OfflineServiceAccounts) -> None:
+        self.inner = inner
+        self.ready = True
         self.fail = False
 
     async def get(self, namespace: str, name: str) -> ServiceAccountIdentity | None:
         if self.fail:
             raise RuntimeError("the source broke")
-        return self.identities.get((namespace, name))
+        return await self.inner.get(namespace, name)
 
     def is_ready(self) -> bool:
-        return self.ready
+        return self.ready and self.inner.is_ready()
 
     def __len__(self) -> int:
-        return len(self.identities)
+        return len(self.inner)
 
 
 def review(
@@ -80,7 +82,7 @@ def pod(service_account: str = "s3-reader", name: str = "app") -> dict[str, Any]
 @dataclass
 class Running:
     server: WebhookServer
-    source: StaticSource
+    source: SwitchableSource
     session: aiohttp.ClientSession
 
     @property
@@ -99,12 +101,19 @@ class Running:
 
 @pytest.fixture
 async def running(local_tls: Any) -> AsyncIterator[Running]:
-    source = StaticSource(
-        ServiceAccountIdentity(
-            "default", "s3-reader", {"eks.amazonaws.com/role-arn": ROLE_ARN}, "7"
-        ),
-        ServiceAccountIdentity("default", "plain", {}, "8"),
+    accounts = OfflineServiceAccounts()
+    accounts.add(
+        {
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "s3-reader",
+                "namespace": "default",
+                "annotations": {"eks.amazonaws.com/role-arn": ROLE_ARN},
+            },
+        }
     )
+    accounts.add({"kind": "ServiceAccount", "metadata": {"name": "plain", "namespace": "default"}})
+    source = SwitchableSource(accounts)
     tls = ReloadingTLS(TLSSettings(local_tls.cert_file, local_tls.key_file), check_interval=0.05)
     admission = Admission(
         source, MutationSettings(), ServerMetrics(source, tls.seconds_until_expiry)
