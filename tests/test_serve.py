@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import ssl
 import sys
@@ -288,3 +289,62 @@ def test_reference_webhook_arguments_are_accepted() -> None:
     )
     assert args.annotation_prefix == "eks.amazonaws.com"
     assert args.sts_regional_endpoint is True
+
+
+async def test_dev_server_end_to_end_with_review_server(
+    tmp_path: Path, stopper: list[asyncio.subprocess.Process]
+) -> None:
+    """The README's quick start, in a scratch copy of the files it needs (certs/dev lands there)."""
+    for name in ("serviceaccounts.yaml", "pod.yaml"):
+        (tmp_path / "examples").mkdir(exist_ok=True)
+        (tmp_path / "examples" / name).write_bytes((REPO_ROOT / "examples" / name).read_bytes())
+    server = await start_serve(
+        ["--dev", "--port", "0", "--metrics-port", "0", "--log-format", "json"], cwd=tmp_path
+    )
+    stopper.append(server.proc)
+    assert server.proc.stdout is not None
+    printed = ""
+    while "--output pod" not in printed:
+        printed += (await asyncio.wait_for(server.proc.stdout.readline(), START_TIMEOUT)).decode()
+    command = next(line.strip() for line in printed.splitlines() if "irsa-webhook review" in line)
+    assert command == (
+        f"irsa-webhook review examples/pod.yaml --server https://127.0.0.1:{server.port} "
+        "--ca-file certs/dev/ca.crt --output pod"
+    )
+    assert (tmp_path / "certs/dev/tls.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "certs/dev/ca.key").stat().st_mode & 0o777 == 0o600
+
+    review = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "webhook",
+        *shlex.split(command)[1:],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(review.communicate(), 60)
+    assert review.returncode == 0, err.decode()
+    assert "name: AWS_ROLE_ARN" in out.decode()
+    assert "arn:aws:iam::111122223333:role/aws-cli" in out.decode()
+
+    # The server saw it as a dry run and logged one line for it.
+    server.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(server.proc.wait(), 15) == 0
+    assert server.proc.stderr is not None
+    rest = (await server.proc.stderr.read()).decode().splitlines()
+    admissions = [json.loads(line) for line in rest if '"admission"' in line]
+    assert [(a["pod"], a["result"], a["dry_run"]) for a in admissions] == [
+        ("aws-cli", "mutated", True)
+    ]
+
+    # A second start keeps the CA the user already points --ca-file at.
+    ca_before = (tmp_path / "certs/dev/ca.crt").read_bytes()
+    again = await start_serve(
+        ["--dev", "--port", "0", "--metrics-port", "0", "--log-format", "json"], cwd=tmp_path
+    )
+    stopper.append(again.proc)
+    again.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(again.proc.wait(), 15) == 0
+    assert (tmp_path / "certs/dev/ca.crt").read_bytes() == ca_before
