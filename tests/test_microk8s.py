@@ -106,8 +106,7 @@ class Snap:
         )
 
 
-@pytest.fixture
-def snap(tmp_path: Path) -> Snap:
+def make_snap(tmp_path: Path) -> Snap:
     data = tmp_path / "snap"
     (data / "args").mkdir(parents=True)
     (data / "certs").mkdir()
@@ -118,6 +117,11 @@ def snap(tmp_path: Path) -> Snap:
     shutil.copyfile(REAL_ARGS, data / "args" / "kube-apiserver")
     os.chmod(data / "args" / "kube-apiserver", 0o660)  # the shared copy is read-only
     return Snap(data)
+
+
+@pytest.fixture
+def snap(tmp_path: Path) -> Snap:
+    return make_snap(tmp_path)
 
 
 @pytest.fixture
