@@ -21,7 +21,7 @@ from webhook.server.app import Admission, make_metrics_app, make_webhook_app
 from webhook.server.logs import JsonFormatter, TextFormatter
 from webhook.server.metrics import ServerMetrics
 from webhook.server.runner import WebhookServer
-from webhook.server.tls import ReloadingTLS, TLSSettings
+from webhook.server.tls import ReloadingTLS, TLSSettings, openssl_ciphers
 from webhook.serviceaccounts.offline import OfflineServiceAccounts
 from webhook.settings import MutationSettings
 
@@ -374,3 +374,59 @@ async def test_replaced_certificate_is_served_without_restart_or_failed_request(
     assert all(status == 200 for status in results), [r for r in results if r != 200][:3]
     assert running.server.tls.reloads == 1
     assert running.server.tls.certificate.serial_number == renewed.cert.serial_number
+
+
+async def _handshake(port: int, ctx: ssl.SSLContext) -> tuple[str, str]:
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    try:
+        sslobj = writer.get_extra_info("ssl_object")
+        return sslobj.version(), sslobj.cipher()[0]
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("min_version", "go_suites", "client_max", "expect"),
+    [
+        (
+            "1.2",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            ssl.TLSVersion.TLSv1_2,
+            ("TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        ),
+        (
+            "1.2",
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_AES_128_GCM_SHA256",
+            ssl.TLSVersion.TLSv1_2,
+            ("TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+        ),
+        ("1.3", "", ssl.TLSVersion.TLSv1_3, ("TLSv1.3", None)),
+        ("1.3", "", ssl.TLSVersion.TLSv1_2, None),  # refused
+    ],
+)
+async def test_tls_version_floor_and_cipher_suites(
+    local_tls: Any,
+    min_version: str,
+    go_suites: str,
+    client_max: ssl.TLSVersion,
+    expect: tuple[str, str | None] | None,
+) -> None:
+    settings = TLSSettings(
+        local_tls.cert_file, local_tls.key_file, min_version, openssl_ciphers(go_suites)
+    )
+    tls = ReloadingTLS(settings)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=tls.context)
+    client = local_tls.client_context()
+    client.maximum_version = client_max
+    try:
+        port = server.sockets[0].getsockname()[1]
+        if expect is None:
+            with pytest.raises((ssl.SSLError, ConnectionResetError)):
+                await _handshake(port, client)
+        else:
+            version, cipher = await _handshake(port, client)
+            assert version == expect[0]
+            if expect[1]:
+                assert cipher == expect[1]
+    finally:
+        server.close()
