@@ -331,9 +331,9 @@ def mutate_pod(
 
     `namespace` (the request's) only names the ServiceAccount in messages.
     """
-    if not isinstance(pod, Mapping):
-        return _not_mutated("the object is not a pod")
-    spec = _mapping(pod.get("spec"))
+    if not isinstance(pod, Mapping) or not isinstance(pod.get("spec"), Mapping):
+        return _not_mutated("the object is not a pod with a spec")
+    spec: Mapping[str, Any] = pod["spec"]
     account = service_account_name(spec)
     if identity is None:
         where = namespace or str(_mapping(pod.get("metadata")).get("namespace") or "")
