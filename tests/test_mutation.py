@@ -352,7 +352,7 @@ def test_invalid_sts_annotation_is_ignored_with_a_warning() -> None:
 
 
 def test_service_account_without_role_is_skipped_quietly() -> None:
-    mutated, result = run(pod(), account(None, audience="sts.amazonaws.com"))
+    _, result = run(pod(), account(None, audience="sts.amazonaws.com"))
     assert result.patch == [] and result.warnings == [] and result.audit_annotations == {}
     assert result.reason == "ServiceAccount app has no eks.amazonaws.com/role-arn annotation"
 
