@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class StaticIssuer:
     port: int
     ca_file: Path
     requests: list[str]
+    # requests for these paths hang until the test ends, like a host that accepts and never answers
+    stalled_paths: set[str] = field(default_factory=set)
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{ISSUER_PATH}"
@@ -45,9 +47,13 @@ class StaticIssuer:
 async def static_issuer(local_tls: LocalTLS, tmp_path: Path) -> AsyncIterator[StaticIssuer]:
     root = (tmp_path / "site").resolve()
     requests: list[str] = []
+    stalled_paths: set[str] = set()
+    test_over = asyncio.Event()
 
     async def serve_file(request: web.Request) -> web.StreamResponse:
         requests.append(request.path)
+        if request.path in stalled_paths:
+            await test_over.wait()
         relative = request.path.removeprefix(ISSUER_PATH + "/")
         path = (root / relative).resolve()
         if request.path == relative or not path.is_relative_to(root) or not path.is_file():
@@ -62,8 +68,9 @@ async def static_issuer(local_tls: LocalTLS, tmp_path: Path) -> AsyncIterator[St
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield StaticIssuer(root, port, local_tls.ca_file, requests)
+        yield StaticIssuer(root, port, local_tls.ca_file, requests, stalled_paths)
     finally:
+        test_over.set()
         await runner.cleanup()
 
 
@@ -207,6 +214,13 @@ async def test_site_not_published(issuer: Issuer) -> None:
         "discovery", issuer.mint(), ca_file=issuer.server.ca_file, **options
     )
     assert "HTTP 404" in message
+
+
+async def test_a_host_that_never_answers_fails_within_the_timeout(issuer: Issuer) -> None:
+    options = issuer.publish()
+    issuer.server.stalled_paths.add(f"{ISSUER_PATH}/jwks.json")
+    message = await expect_failure("jwks", issuer.mint(), timeout=0.5, **options)
+    assert "did not answer in time" in message
 
 
 async def test_certificate_is_verified_against_the_system_store_by_default(

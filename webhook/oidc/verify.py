@@ -80,7 +80,7 @@ async def fetch_json(session: aiohttp.ClientSession, url: str, check: str, what:
     except aiohttp.ClientError as exc:
         raise failed(check, f"cannot fetch {url} ({exc or type(exc).__name__})") from None
     except TimeoutError:
-        raise failed(check, f"{url} did not answer in time") from None
+        raise failed(check, f"{url} did not answer in time (--timeout)") from None
     if len(body) > MAX_DOCUMENT_BYTES:
         raise failed(check, f"{url} is larger than {MAX_DOCUMENT_BYTES} bytes: not a {what}")
     try:
