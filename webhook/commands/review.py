@@ -90,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"namespace of manifests that name none (default: {DEFAULT_NAMESPACE})",
     )
     parser.add_argument(
+        "-o",
         "--output",
         choices=OUTPUTS,
         help="review: the AdmissionReview response as the server returns it (default for "
