@@ -63,7 +63,11 @@ def check_creatable_dir(folder: Path) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace the file by rename from a sibling temp file with the same mode and owner."""
+    """Replace the file by rename from a sibling temp file with the same mode and owner.
+
+    A symlink is followed, so the file it names is replaced and the link stays a link.
+    """
+    path = path.resolve()
     info = path.stat()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
