@@ -23,16 +23,6 @@ exit 0
 """
 
 
-@pytest.fixture
-def snap(tmp_path: Path) -> Snap:
-    return make_snap(tmp_path)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> KeyFiles:
-    return make_keys(tmp_path / "keys")
-
-
 def fake_tools(folder: Path, *, stop_rc: int = 0, readyz: str = "ok") -> Path:
     """A PATH folder with `microk8s` and `snap` stand-ins; returns the call log."""
     folder.mkdir()
@@ -44,9 +34,16 @@ def fake_tools(folder: Path, *, stop_rc: int = 0, readyz: str = "ok") -> Path:
     return log
 
 
+@pytest.fixture
+def host(tmp_path: Path) -> tuple[Snap, KeyFiles]:
+    """A MicroK8s data folder with the real args file, and a key pair to configure."""
+    return make_snap(tmp_path), make_keys(tmp_path / "keys")
+
+
 def configure_with_path(
-    snap: Snap, keys: KeyFiles, path: Path, *extra: str
+    host: tuple[Snap, KeyFiles], path: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
+    snap, keys = host
     return subprocess.run(
         [sys.executable, "-m", "webhook", "microk8s", "configure", "--issuer", ISSUER,
          "--public-key", str(keys.public), "--signing-key", str(keys.private),
@@ -61,11 +58,12 @@ def calls(log: Path) -> list[str]:
 
 
 def test_restart_stops_starts_and_waits_for_readyz(
-    snap: Snap, keys: KeyFiles, tmp_path: Path
+    host: tuple[Snap, KeyFiles], tmp_path: Path
 ) -> None:
+    snap = host[0]
     log = fake_tools(tmp_path / "bin")
 
-    result = configure_with_path(snap, keys, tmp_path / "bin", "--wait-timeout", "60")
+    result = configure_with_path(host, tmp_path / "bin", "--wait-timeout", "60")
 
     assert result.returncode == 0, result.stderr
     recorded = calls(log)
@@ -76,33 +74,34 @@ def test_restart_stops_starts_and_waits_for_readyz(
     assert len(snap.backups()) == 1  # the file was written before the restart
 
 
-def test_restart_falls_back_to_snap_restart(snap: Snap, keys: KeyFiles, tmp_path: Path) -> None:
+def test_restart_falls_back_to_snap_restart(host: tuple[Snap, KeyFiles], tmp_path: Path) -> None:
     log = fake_tools(tmp_path / "bin", stop_rc=1)
 
-    result = configure_with_path(snap, keys, tmp_path / "bin")
+    result = configure_with_path(host, tmp_path / "bin")
 
     assert result.returncode == 0, result.stderr
     assert calls(log)[:2] == ["microk8s stop", "snap restart microk8s"]
 
 
 def test_api_server_that_never_gets_ready_is_exit_1(
-    snap: Snap, keys: KeyFiles, tmp_path: Path
+    host: tuple[Snap, KeyFiles], tmp_path: Path
 ) -> None:
     fake_tools(tmp_path / "bin", readyz="[-]etcd failed")
 
-    result = configure_with_path(snap, keys, tmp_path / "bin", "--wait-timeout", "1")
+    result = configure_with_path(host, tmp_path / "bin", "--wait-timeout", "1")
 
     assert result.returncode == 1
     assert "did not answer /readyz" in result.stderr
 
 
 def test_restart_without_microk8s_is_refused_before_anything_changes(
-    snap: Snap, keys: KeyFiles, tmp_path: Path
+    host: tuple[Snap, KeyFiles], tmp_path: Path
 ) -> None:
+    snap = host[0]
     original = snap.args_file.read_bytes()
     (tmp_path / "empty").mkdir()
 
-    result = configure_with_path(snap, keys, tmp_path / "empty")
+    result = configure_with_path(host, tmp_path / "empty")
 
     assert result.returncode == 2
     assert "microk8s command" in result.stderr
@@ -110,12 +109,12 @@ def test_restart_without_microk8s_is_refused_before_anything_changes(
     assert not snap.key_dir.exists()
 
 
-def test_second_run_does_not_restart_again(snap: Snap, keys: KeyFiles, tmp_path: Path) -> None:
+def test_second_run_does_not_restart_again(host: tuple[Snap, KeyFiles], tmp_path: Path) -> None:
     log = fake_tools(tmp_path / "bin")
-    assert configure_with_path(snap, keys, tmp_path / "bin").returncode == 0
+    assert configure_with_path(host, tmp_path / "bin").returncode == 0
     first = calls(log)
 
-    again = configure_with_path(snap, keys, tmp_path / "bin")
+    again = configure_with_path(host, tmp_path / "bin")
 
     assert again.returncode == 0
     assert "nothing to do" in again.stdout

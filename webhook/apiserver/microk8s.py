@@ -27,7 +27,7 @@ from webhook.apiserver.keyfiles import (
     install_copies,
     pending_copies,
 )
-from webhook.apiserver.restart import RESTART_HINT, RestartTools, restart_and_wait
+from webhook.apiserver.restart import RestartTools, restart_or_hint
 from webhook.errors import UsageError
 from webhook.issuer import validate_issuer
 from webhook.oidc.keys import key_id, load_public_key
@@ -313,8 +313,5 @@ def configure(settings: ConfigureSettings, say: Callable[[str], None]) -> int:
         write_atomically(settings.args_file, new)
         say(f"backup: {saved}   (undo with: irsa-webhook microk8s restore)")
     say(f"configured {settings.args_file}")
-    if tools is not None:
-        restart_and_wait(tools, settings.wait_timeout, say)
-    else:
-        say(f"restart MicroK8s to apply: {RESTART_HINT}")
+    restart_or_hint(tools, settings.wait_timeout, say)
     return 0

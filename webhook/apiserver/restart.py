@@ -68,6 +68,14 @@ def restart_and_wait(tools: RestartTools, timeout: float, say: Callable[[str], N
     )
 
 
+def restart_or_hint(tools: RestartTools | None, timeout: float, say: Callable[[str], None]) -> None:
+    """Restart when asked (tools found beforehand), else say what to run."""
+    if tools is None:
+        say(f"restart MicroK8s to apply: {RESTART_HINT}")
+    else:
+        restart_and_wait(tools, timeout, say)
+
+
 def _api_server_ready(microk8s: str) -> bool:
     try:
         result = subprocess.run(

@@ -28,17 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the config on stdout, where to put the key copies and how to apply on stderr."
         ),
     )
-    flags.add_argument("--issuer", required=True, help="the OIDC issuer URL (https, exact)")
-    flags.add_argument("--public-key", required=True, type=Path, help="PEM public key")
-    flags.add_argument("--signing-key", required=True, type=Path, help="PEM private key")
+    add_issuer_flags(flags)
     flags.add_argument("--format", required=True, choices=FORMATS, help="the distribution")
     flags.add_argument(
         "--key-dir",
         type=Path,
         help="where the key copies live on the node (kind: on the host running kind)",
-    )
-    flags.add_argument(
-        "--api-audiences", default="", metavar="A,...", help="audiences to accept in addition"
     )
     flags.add_argument(
         "--previous-issuer",
@@ -58,6 +53,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leave the previous issuer and keys out: tokens issued before stop validating",
     )
     flags.set_defaults(run=run_flags)
+
+
+def add_issuer_flags(parser: argparse.ArgumentParser) -> None:
+    """The inputs every API-server command shares: issuer, key pair, extra audiences."""
+    parser.add_argument("--issuer", required=True, help="the OIDC issuer URL (https, exact)")
+    parser.add_argument("--public-key", required=True, type=Path, help="PEM public key")
+    parser.add_argument("--signing-key", required=True, type=Path, help="PEM private key")
+    parser.add_argument(
+        "--api-audiences",
+        default="",
+        metavar="A,...",
+        help=(
+            "audiences for the API server to accept besides those it accepts now "
+            "(IRSA needs none: sts.amazonaws.com is asked for by the projected token)"
+        ),
+    )
+
+
+def audiences_from(text: str) -> tuple[str, ...]:
+    return check_audiences(tuple(a.strip() for a in text.split(",") if a.strip()))
 
 
 def run_flags(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from webhook.apiserver.files import restore_newest
 from webhook.apiserver.microk8s import DEFAULT_SNAP_DATA, ConfigureSettings, configure
-from webhook.apiserver.restart import RESTART_HINT, RestartTools, restart_and_wait
+from webhook.apiserver.restart import RestartTools, restart_or_hint
+from webhook.commands.apiserver import add_issuer_flags, audiences_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,23 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "keys stay accepted (unless --drop-previous), so running pods keep working."
         ),
     )
-    conf.add_argument("--issuer", required=True, help="the OIDC issuer URL (https, exact)")
-    conf.add_argument("--public-key", required=True, type=Path, help="PEM public key")
-    conf.add_argument("--signing-key", required=True, type=Path, help="PEM private key")
+    add_issuer_flags(conf)
     _add_location_flags(conf)
     conf.add_argument(
         "--key-dir",
         type=Path,
         help="where the key copies go (default: SNAP_DATA/certs/irsa); the flags point there",
-    )
-    conf.add_argument(
-        "--api-audiences",
-        default="",
-        metavar="A,...",
-        help=(
-            "audiences the API server accepts in addition to those it accepts now "
-            "(IRSA's sts.amazonaws.com is not needed here)"
-        ),
     )
     conf.add_argument(
         "--drop-previous",
@@ -105,7 +95,7 @@ def run_configure(args: argparse.Namespace) -> int:
         args_file=_args_file(args),
         key_dir=args.key_dir or args.snap_data / "certs" / "irsa",
         snap_data=args.snap_data,
-        extra_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
+        extra_audiences=audiences_from(args.api_audiences),
         drop_previous=args.drop_previous,
         dry_run=args.dry_run,
         restart=args.restart,
@@ -123,8 +113,5 @@ def run_restore(args: argparse.Namespace) -> int:
         return 0
     print(f"restored {path} from {restored_from}")
     print(f"the replaced file is kept as {saved}")
-    if tools is not None:
-        restart_and_wait(tools, args.wait_timeout, print)
-    else:
-        print(f"restart MicroK8s to apply: {RESTART_HINT}")
+    restart_or_hint(tools, args.wait_timeout, print)
     return 0
