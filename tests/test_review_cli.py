@@ -247,8 +247,7 @@ async def _serve(local_tls: LocalTLS, handler: Any) -> tuple[web.AppRunner, int]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=local_tls.server_context())
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    return runner, runner.addresses[0][1]
 
 
 async def _review_async(*args: str) -> tuple[int, str, str]:

@@ -45,30 +45,30 @@ def _parent(doc: Any, tokens: list[str]) -> Any:
     return doc
 
 
-def _get(doc: Any, pointer: str) -> Any:
+def _locate(doc: Any, pointer: str) -> tuple[Any, str | int]:
+    """The container holding an existing member, and the member's key or index."""
     tokens = _tokens(pointer)
-    if not tokens:
-        return doc
     parent = _parent(doc, tokens)
     last = tokens[-1]
     if isinstance(parent, dict) and last in parent:
-        return parent[last]
+        return parent, last
     if isinstance(parent, list):
-        return parent[_index(parent, last, adding=False)]
+        return parent, _index(parent, last, adding=False)
     raise PatchError(f"{pointer} not found")
+
+
+def _get(doc: Any, pointer: str) -> Any:
+    if not _tokens(pointer):
+        return doc
+    parent, key = _locate(doc, pointer)
+    return parent[key]
 
 
 def _remove(doc: Any, pointer: str) -> Any:
-    tokens = _tokens(pointer)
-    if not tokens:
+    if not _tokens(pointer):
         raise PatchError("cannot remove the whole document")
-    parent = _parent(doc, tokens)
-    last = tokens[-1]
-    if isinstance(parent, dict) and last in parent:
-        return parent.pop(last)
-    if isinstance(parent, list):
-        return parent.pop(_index(parent, last, adding=False))
-    raise PatchError(f"{pointer} not found")
+    parent, key = _locate(doc, pointer)
+    return parent.pop(key)
 
 
 def _add(doc: Any, pointer: str, value: Any) -> Any:
@@ -87,17 +87,10 @@ def _add(doc: Any, pointer: str, value: Any) -> Any:
 
 
 def _replace(doc: Any, pointer: str, value: Any) -> Any:
-    tokens = _tokens(pointer)
-    if not tokens:
+    if not _tokens(pointer):
         return value
-    parent = _parent(doc, tokens)
-    last = tokens[-1]
-    if isinstance(parent, dict) and last in parent:
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent[_index(parent, last, adding=False)] = value
-    else:
-        raise PatchError(f"{pointer} not found")
+    parent, key = _locate(doc, pointer)
+    parent[key] = value
     return doc
 
 
