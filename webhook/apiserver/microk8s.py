@@ -118,106 +118,126 @@ def plan_configure(
     `key_id_at(expanded_path)` may name the key a file holds, so a replaced signing key whose
     public half is already listed (under another file name) is not listed twice.
     """
-    args = ArgsFile(old_text, source or "the arguments file")
-    edits = _Edits(args)
-    env = request.env
+    plan = _Plan(ArgsFile(old_text, source or "the arguments file"), request, key_id_at)
+    issuer_group, issuer_anchor = plan.issuer()
+    plan.audiences(issuer_group, issuer_anchor)
+    replaced_signers = plan.signing_key()
+    plan.key_files(replaced_signers)
+    return plan.edits.render()
 
-    def same(a: str, b: str) -> bool:
-        return expand(a, env) == expand(b, env)
 
-    def same_key(a: str, b: str) -> bool:
-        if same(a, b):
+class _Plan:
+    """The four flags, each planned from what the file has active now."""
+
+    def __init__(
+        self,
+        args: ArgsFile,
+        request: ConfigureRequest,
+        key_id_at: Callable[[str], str | None],
+    ) -> None:
+        self.request = request
+        self.edits = _Edits(args)
+        self.key_id_at = key_id_at
+        self.issuers = args.flag_lines(ISSUER)
+        self.keys = args.flag_lines(KEY_FILE)
+        self.signers = args.flag_lines(SIGNING_KEY)
+        self.audience_lines = args.flag_lines(AUDIENCES)
+
+    def same(self, a: str, b: str) -> bool:
+        return expand(a, self.request.env) == expand(b, self.request.env)
+
+    def same_key(self, a: str, b: str) -> bool:
+        if self.same(a, b):
             return True
-        kid_a, kid_b = key_id_at(expand(a, env)), key_id_at(expand(b, env))
+        env = self.request.env
+        kid_a, kid_b = self.key_id_at(expand(a, env)), self.key_id_at(expand(b, env))
         return kid_a is not None and kid_a == kid_b
 
+    @staticmethod
     def line(name: str, value: str, style: FlagLine | None) -> str:
         quote = style.quote if style else ""
         return f"--{name}={quote}{value}{quote}"
 
-    issuers = args.flag_lines(ISSUER)
-    keys = args.flag_lines(KEY_FILE)
-    signers = args.flag_lines(SIGNING_KEY)
-    audience_lines = args.flag_lines(AUDIENCES)
+    def issuer(self) -> tuple[list[str] | None, tuple[str, int | None]]:
+        """The new issuer goes first (it signs); previous ones stay accepted unless dropped.
 
-    # Audiences in force now: the flag, or else kube-apiserver's default, the first issuer.
-    if audience_lines:
-        audiences_before = _dedup([a for fl in audience_lines for a in fl.value.split(",")])
-    else:
-        audiences_before = [issuers[0].value] if issuers else []
-    # With nothing in force yet, the default after the change (the new issuer) is the base.
-    base = audiences_before or [request.issuer]
-    audiences_wanted = _dedup(base + list(request.extra_audiences))
+        Returns the group the new issuer line joined (if added) and where it sits.
+        """
+        new, issuers, drop = self.request.issuer, self.issuers, self.request.drop_previous
+        first_is_new = bool(issuers) and issuers[0].value == new
+        for fl in issuers[1:] if first_is_new else issuers:
+            if drop or fl.value == new:
+                self.edits.disabled.add(fl.index)
+        if first_is_new:
+            return None, ("after", issuers[0].index)
+        if not issuers:
+            return self.edits.add("end", None, self.line(ISSUER, new, None)), ("end", None)
+        where = "before" if not drop else "after"
+        group = self.edits.add(where, issuers[0].index, self.line(ISSUER, new, issuers[0]))
+        return group, (where, issuers[0].index)
 
-    # The new issuer goes first (it signs); previous ones stay as accepted issuers unless dropped.
-    issuer_group: list[str] | None = None
-    issuer_anchor: tuple[str, int | None]
-    first_is_new = bool(issuers) and issuers[0].value == request.issuer
-    for fl in issuers[1:] if first_is_new else issuers:
-        if request.drop_previous or fl.value == request.issuer:
-            edits.disabled.add(fl.index)
-    if first_is_new:
-        issuer_anchor = ("after", issuers[0].index)
-    elif not issuers:
-        issuer_anchor = ("end", None)
-        issuer_group = edits.add("end", None, line(ISSUER, request.issuer, None))
-    else:
-        where = "after" if request.drop_previous else "before"
-        issuer_anchor = (where, issuers[0].index)
-        issuer_group = edits.add(where, issuers[0].index, line(ISSUER, request.issuer, issuers[0]))
+    def audiences(
+        self, issuer_group: list[str] | None, issuer_anchor: tuple[str, int | None]
+    ) -> None:
+        """Keep what is in force and add what was asked, written out whenever kube-apiserver's
+        default (the first issuer) would no longer give exactly that."""
+        lines, issuers, new = self.audience_lines, self.issuers, self.request.issuer
+        if lines:
+            before = _dedup([a for fl in lines for a in fl.value.split(",")])
+        else:
+            before = [issuers[0].value] if issuers else []
+        wanted = _dedup((before or [new]) + list(self.request.extra_audiences))
+        if lines:
+            if wanted != before:
+                self.edits.disabled.update(fl.index for fl in lines)
+                self.edits.add(
+                    "after", lines[0].index, self.line(AUDIENCES, ",".join(wanted), lines[0])
+                )
+            return
+        if wanted and wanted != [new]:
+            text = self.line(AUDIENCES, ",".join(wanted), issuers[0] if issuers else None)
+            if issuer_group is not None:
+                issuer_group.append(text)
+            else:
+                self.edits.add(*issuer_anchor, text)
 
-    # Audiences: written out whenever kube-apiserver's default would no longer give them.
-    if audience_lines:
-        if audiences_wanted != audiences_before:
-            for fl in audience_lines:
-                edits.disabled.add(fl.index)
-            edits.add(
-                "after",
-                audience_lines[0].index,
-                line(AUDIENCES, ",".join(audiences_wanted), audience_lines[0]),
+    def signing_key(self) -> list[FlagLine]:
+        """Exactly one signing key, the new one. Returns the lines it replaced."""
+        ref, signers = self.request.signing_key_ref, self.signers
+        keep = next((fl for fl in signers if self.same(fl.value, ref)), None)
+        replaced = [fl for fl in signers if fl is not keep]
+        self.edits.disabled.update(fl.index for fl in replaced)
+        if keep is None:
+            anchor = signers[0] if signers else None
+            self.edits.add(
+                "after" if anchor else "end",
+                anchor.index if anchor else None,
+                self.line(SIGNING_KEY, ref, anchor),
             )
-    elif audiences_wanted and audiences_wanted != [request.issuer]:
-        text = line(AUDIENCES, ",".join(audiences_wanted), issuers[0] if issuers else None)
-        if issuer_group is not None:
-            issuer_group.append(text)
-        else:
-            edits.add(*issuer_anchor, text)
+        return replaced
 
-    # Exactly one signing key, the new one; the key it replaces keeps verifying old tokens.
-    keep_signer = next((fl for fl in signers if same(fl.value, request.signing_key_ref)), None)
-    replaced_signers = [fl for fl in signers if fl is not keep_signer]
-    for fl in replaced_signers:
-        edits.disabled.add(fl.index)
-    if keep_signer is None:
-        if signers:
-            edits.add(
-                "after", signers[0].index, line(SIGNING_KEY, request.signing_key_ref, signers[0])
-            )
+    def key_files(self, replaced_signers: list[FlagLine]) -> None:
+        """The new public key joins the previous keys, and a replaced signing key keeps
+        verifying the tokens it signed; with drop_previous, only the new key stays."""
+        ref, keys = self.request.public_key_ref, self.keys
+        added: list[str] = []
+        if self.request.drop_previous:
+            self.edits.disabled.update(fl.index for fl in keys if not self.same(fl.value, ref))
         else:
-            edits.add("end", None, line(SIGNING_KEY, request.signing_key_ref, None))
-
-    # Verification keys: the new public key joins the previous ones (or replaces them).
-    new_keys: list[str] = []
-    if request.drop_previous:
-        for fl in keys:
-            if not same(fl.value, request.public_key_ref):
-                edits.disabled.add(fl.index)
-    else:
-        for fl in replaced_signers:
-            if not any(same_key(k.value, fl.value) for k in keys) and fl.value not in new_keys:
-                new_keys.append(fl.value)
-    if not any(same(fl.value, request.public_key_ref) for fl in keys):
-        new_keys.append(request.public_key_ref)
-    style = keys[-1] if keys else (signers[0] if signers else None)
-    for value in new_keys:
-        if keys:
-            edits.add("after", keys[-1].index, line(KEY_FILE, value, style))
-        elif signers:
-            edits.add("before", signers[0].index, line(KEY_FILE, value, style))
-        else:
-            edits.add("end", None, line(KEY_FILE, value, style))
-
-    return edits.render()
+            for fl in replaced_signers:
+                listed = any(self.same_key(k.value, fl.value) for k in keys)
+                if not listed and fl.value not in added:
+                    added.append(fl.value)
+        if not any(self.same(fl.value, ref) for fl in keys):
+            added.append(ref)
+        style = keys[-1] if keys else (self.signers[0] if self.signers else None)
+        for value in added:
+            if keys:
+                self.edits.add("after", keys[-1].index, self.line(KEY_FILE, value, style))
+            elif self.signers:
+                self.edits.add("before", self.signers[0].index, self.line(KEY_FILE, value, style))
+            else:
+                self.edits.add("end", None, self.line(KEY_FILE, value, style))
 
 
 def unified_diff(old: str, new: str, path: Path) -> str:
