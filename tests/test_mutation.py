@@ -246,6 +246,7 @@ def test_mount_path_flag_moves_mount_and_token_file() -> None:
         (7200, "an hour", None, 7200, True),  # invalid: the flag applies
         (7200, "3600", " 900", 3600, True),  # invalid pod value: the ServiceAccount's applies
         (7200, "1_000", None, 7200, True),  # Python would accept it, Go does not
+        (7200, None, "9999999999", 9999999999, True),  # injected as the reference does, warned
     ],
 )
 def test_token_expiration(

@@ -38,6 +38,8 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z0-9-]*:iam::\d{12}:role/[\w/.@+=,-]+$")
 # Go's strconv.ParseInt(s, 10, 64): optional sign, ASCII digits, nothing else.
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
 _INT64_MAX = 2**63 - 1
+# kube-apiserver refuses projected tokens valid longer than this; the reference injects it anyway.
+MAX_TOKEN_EXPIRATION = 2**32
 # Admission warnings are shown one per line by kubectl; keep user values short and printable.
 _MAX_QUOTED = 80
 
@@ -134,6 +136,11 @@ def _expiration(raw: str | None, fallback: int, where: str, key: str, warnings: 
             f"token expiration raised to {MIN_TOKEN_EXPIRATION}s"
         )
         return MIN_TOKEN_EXPIRATION
+    if parsed > MAX_TOKEN_EXPIRATION:
+        warnings.append(
+            f"{where} annotation {key}={quoted(raw)} is above the API server's maximum of "
+            f"{MAX_TOKEN_EXPIRATION}s: the API server will reject the pod"
+        )
     return parsed
 
 
