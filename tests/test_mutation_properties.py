@@ -143,6 +143,10 @@ mutation_settings = st.builds(
 )
 
 
+def _without(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
 def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     spec = pod["spec"]
     return [*spec.get("initContainers", []), *spec["containers"]]
@@ -184,13 +188,9 @@ def test_only_token_volume_env_and_mounts_change_and_only_by_adding(
     pod: dict[str, Any], identity: ServiceAccountIdentity, mutation: MutationSettings
 ) -> None:
     mutated = jsonpatch.apply_patch(pod, mutate_pod(pod, identity, mutation).patch)
-    assert {k: v for k, v in mutated.items() if k != "spec"} == {
-        k: v for k, v in pod.items() if k != "spec"
-    }
-    untouched = ("volumes", "containers", "initContainers")
-    assert {k: v for k, v in mutated["spec"].items() if k not in untouched} == {
-        k: v for k, v in pod["spec"].items() if k not in untouched
-    }
+    assert _without(mutated, ("spec",)) == _without(pod, ("spec",))
+    touched = ("volumes", "containers", "initContainers")
+    assert _without(mutated["spec"], touched) == _without(pod["spec"], touched)
     old_volumes = pod["spec"].get("volumes", [])
     new_volumes = mutated["spec"].get("volumes", [])
     assert new_volumes[len(new_volumes) - len(old_volumes) :] == old_volumes
@@ -199,9 +199,7 @@ def test_only_token_volume_env_and_mounts_change_and_only_by_adding(
     )
     assert len(_containers(mutated)) == len(_containers(pod))
     for old, new in zip(_containers(pod), _containers(mutated), strict=True):
-        assert {k: v for k, v in new.items() if k not in TOUCHED_CONTAINER_FIELDS} == {
-            k: v for k, v in old.items() if k not in TOUCHED_CONTAINER_FIELDS
-        }
+        assert _without(new, TOUCHED_CONTAINER_FIELDS) == _without(old, TOUCHED_CONTAINER_FIELDS)
         for key in TOUCHED_CONTAINER_FIELDS:
             assert new.get(key, [])[: len(old.get(key, []))] == old.get(key, [])
 
