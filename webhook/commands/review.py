@@ -111,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = mutation_settings_from_args(args)
+    if not args.inputs and sys.stdin.isatty():
+        raise UsageError("review needs INPUT files (or - to read a pipe)")
     documents = read_documents(args.inputs or ["-"])
     accounts = OfflineServiceAccounts.from_files(args.service_accounts, settings.annotation_prefix)
     subjects: list[Subject] = []
