@@ -52,6 +52,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("name", ["serviceaccounts.yaml", "pod.yaml", "deployment.yaml"])
+def test_examples_are_valid_kubernetes_objects(name: str) -> None:
+    for document in yaml.safe_load_all((EXAMPLES / name).read_text()):
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+
+
 def test_admission_review_input_prints_the_servers_response() -> None:
     result = review("examples/admissionreview.json", "--service-accounts", ACCOUNTS)
     assert result.returncode == 0, result.stderr
