@@ -15,7 +15,7 @@ from webhook import dev
 from webhook.errors import UsageError
 from webhook.server.app import Admission, make_metrics_app, make_webhook_app
 from webhook.server.envflags import apply_env_defaults, raise_for_bad_env
-from webhook.server.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from webhook.server.logs import LOG_FORMATS, LOG_LEVELS, AdmissionLog, configure_logging
 from webhook.server.metrics import ServerMetrics
 from webhook.server.runner import DEFAULT_GRACE_SECONDS, WebhookServer, serve_until_signalled
 from webhook.server.tls import MIN_VERSIONS, ReloadingTLS, TLSSettings, openssl_ciphers
@@ -177,10 +177,10 @@ def _add_reference_compat_flags(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     raise_for_bad_env(args)
-    configure_logging(args.log_level, args.log_format)
+    log_handler = configure_logging(args.log_level, args.log_format)
     if args.dev:
         _apply_dev_defaults(args)
-    asyncio.run(_serve(args))
+    asyncio.run(_serve(args, AdmissionLog(log_handler, args.log_format)))
     return 0
 
 
@@ -197,7 +197,7 @@ def _apply_dev_defaults(args: argparse.Namespace) -> None:
         args.service_accounts = [dev.DEV_SERVICE_ACCOUNTS]
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, admission_log: AdmissionLog) -> None:
     settings = mutation_settings_from_args(args)
     tls = ReloadingTLS(
         TLSSettings(
@@ -208,7 +208,8 @@ async def _serve(args: argparse.Namespace) -> None:
         )
     )
     source, lifecycle = await _source(args)
-    admission = Admission(source, settings, ServerMetrics(source, tls.seconds_until_expiry))
+    metrics = ServerMetrics(source, tls.seconds_until_expiry)
+    admission = Admission(source, settings, metrics, admission_log)
     webhook_app = make_webhook_app(admission)
     if lifecycle is not None:
         webhook_app.cleanup_ctx.append(lifecycle)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from aiohttp import web
 from webhook.admission import InvalidReview, PodRequest, admit, parse_review
 from webhook.identity import ServiceAccountIdentity
 from webhook.mutation import Mutation
-from webhook.server.logs import log_admission
+from webhook.server.logs import AdmissionLog
 from webhook.server.metrics import ServerMetrics
 from webhook.serviceaccounts import ServiceAccountSource
 from webhook.settings import MutationSettings
@@ -64,6 +64,7 @@ class Admission:
     source: ServiceAccountSource
     settings: MutationSettings
     metrics: ServerMetrics
+    log: AdmissionLog = field(default_factory=AdmissionLog)
 
 
 def _encode(document: dict[str, Any]) -> web.Response:
@@ -165,7 +166,7 @@ class Handlers:
         }
         if mutation.reason:
             fields["reason"] = mutation.reason
-        log_admission(fields)
+        self.admission.log(fields)
         return _encode(response)
 
     async def healthz(self, request: web.Request) -> web.Response:

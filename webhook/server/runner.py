@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 
 from aiohttp import web
@@ -42,25 +43,32 @@ class WebhookServer:
         self._metrics = web.AppRunner(metrics_app, access_log=None, shutdown_timeout=grace_seconds)
         self._in_flight = webhook_app[IN_FLIGHT]
         self._grace_seconds = grace_seconds
+        self._listeners: list[asyncio.Server] = []
         self._watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
-        return int(self._webhook.addresses[0][1])
+        return int(self._listeners[0].sockets[0].getsockname()[1])
 
     @property
     def metrics_port(self) -> int:
-        return int(self._metrics.addresses[0][1])
+        return int(self._listeners[1].sockets[0].getsockname()[1])
+
+    async def _listen(
+        self, runner: web.AppRunner, port: int, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        assert runner.server is not None
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(runner.server, self.host, port, ssl=ssl_context)
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         """Startup hooks first (they start the ServiceAccount source), then listen."""
         await self._webhook.setup()
         await self._metrics.setup()
         try:
-            await web.TCPSite(
-                self._webhook, self.host, self._ports[0], ssl_context=self.tls.context
-            ).start()
-            await web.TCPSite(self._metrics, self.host, self._ports[1]).start()
+            await self._listen(self._webhook, self._ports[0], self.tls.context)
+            await self._listen(self._metrics, self._ports[1], None)
         except BaseException:
             await self.stop()
             raise
@@ -75,6 +83,24 @@ class WebhookServer:
             },
         )
 
+    async def _stop_accepting(self) -> None:
+        """Close the listeners without stranding a connection accepted a moment before.
+
+        asyncio sets up an accepted connection one loop pass after accepting it; a listener
+        closed in between leaves that connection open and unserved (its TLS handshake hangs
+        until the client times out). So: stop polling the listening sockets, let the pending
+        set-ups run, then close.
+        """
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            for sock in listener.sockets:
+                loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+
     async def stop(self) -> None:
         """Stop accepting, drain, then clean up.
 
@@ -86,8 +112,8 @@ class WebhookServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        for site in [*self._webhook.sites, *self._metrics.sites]:
-            await site.stop()
+        await self._stop_accepting()
+        log.info("stopped accepting", extra={"fields": {"in_flight": self._in_flight.count}})
         try:
             await asyncio.wait_for(self._in_flight.wait_idle(), self._grace_seconds)
         except TimeoutError:
