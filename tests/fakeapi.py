@@ -239,6 +239,11 @@ class FakeKubeAPI:
             watcher.queue.put_nowait(None)
         self._watchers.clear()
 
+    def write_other_kinds(self, count: int) -> None:
+        """Writes to other kinds of object: the cluster's resourceVersion moves on with no
+        ServiceAccount event, which is what bookmarks exist for."""
+        self.resource_version += count
+
     def send_bookmark(self) -> None:
         self._emit(_line("BOOKMARK", self._bookmark_object()), history=False)
 

@@ -178,6 +178,24 @@ async def test_a_dropped_watch_resumes_from_where_it_was_and_misses_nothing(
     await eventually(lambda: len(cache) == 3, "a change after the resume arrived")
 
 
+async def test_bookmarks_move_the_resume_point_so_a_quiet_watch_needs_no_relist(
+    fake_api: FakeKubeAPI, caches: Caches
+) -> None:
+    fake_api.create("shop", "app")
+    cache = await caches.start()
+
+    fake_api.write_other_kinds(100)  # the cluster moves on; no ServiceAccount changes
+    fake_api.send_bookmark()
+    current = str(fake_api.resource_version)
+    await eventually(lambda: cache.resource_version == current, "the bookmark arrived")
+    fake_api.compact()  # history before the bookmark is gone
+    fake_api.drop_watches()
+    fake_api.create("shop", "next")
+
+    await eventually(lambda: cache.cached("shop", "next") is not None, "the watch resumed")
+    assert cache.stats.relists == 0 and fake_api.requests["list"] == 1
+
+
 @pytest.mark.parametrize("how", ["compacted", "error-event", "http-status"])
 async def test_410_gone_relists_and_replaces_the_store(
     fake_api: FakeKubeAPI, caches: Caches, how: str

@@ -184,6 +184,11 @@ class ServiceAccountCache:
     def is_ready(self) -> bool:
         return self._ready
 
+    @property
+    def resource_version(self) -> str:
+        """Where the next watch resumes: the last version seen in a list, event or bookmark."""
+        return self._resource_version
+
     def __len__(self) -> int:
         return len(self._store)
 
