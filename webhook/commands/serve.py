@@ -198,6 +198,15 @@ def _apply_dev_defaults(args: argparse.Namespace) -> None:
 
 
 async def _serve(args: argparse.Namespace, admission_log: AdmissionLog) -> None:
+    server = await build_server(args, admission_log)
+    on_started = _print_dev_follow_up if args.dev else None
+    await serve_until_signalled(server, on_started)
+
+
+async def build_server(
+    args: argparse.Namespace, admission_log: AdmissionLog | None = None
+) -> WebhookServer:
+    """The whole server from parsed `serve` flags, not started (tests start it in process)."""
     settings = mutation_settings_from_args(args)
     tls = ReloadingTLS(
         TLSSettings(
@@ -209,11 +218,11 @@ async def _serve(args: argparse.Namespace, admission_log: AdmissionLog) -> None:
     )
     source, lifecycle = await _source(args)
     metrics = ServerMetrics(source, tls.seconds_until_expiry)
-    admission = Admission(source, settings, metrics, admission_log)
+    admission = Admission(source, settings, metrics, admission_log or AdmissionLog())
     webhook_app = make_webhook_app(admission)
     if lifecycle is not None:
         webhook_app.cleanup_ctx.append(lifecycle)
-    server = WebhookServer(
+    return WebhookServer(
         webhook_app,
         make_metrics_app(admission),
         tls,
@@ -222,8 +231,6 @@ async def _serve(args: argparse.Namespace, admission_log: AdmissionLog) -> None:
         metrics_port=args.metrics_port,
         grace_seconds=args.shutdown_grace_period,
     )
-    on_started = _print_dev_follow_up if args.dev else None
-    await serve_until_signalled(server, on_started)
 
 
 def _print_dev_follow_up(server: WebhookServer) -> None:

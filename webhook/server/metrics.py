@@ -23,7 +23,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 _CACHE_COUNTERS = (
     ("misses", "ServiceAccounts asked for that the cache had not seen yet"),
     ("direct_lookups", "ServiceAccounts fetched from the API directly after a cache miss"),
+    ("lookup_failures", "direct lookups that timed out or failed (the pod was not mutated)"),
     ("watch_restarts", "times the ServiceAccount watch was restarted"),
+    ("relists", "full lists after the first one (after 410 Gone)"),
 )
 
 
@@ -48,8 +50,10 @@ class ServiceAccountSourceCollector(Collector):
         if stats is None:
             return
         for attribute, doc in _CACHE_COUNTERS:
+            if not hasattr(stats, attribute):
+                continue
             family = CounterMetricFamily(f"irsa_webhook_serviceaccount_cache_{attribute}", doc)
-            family.add_metric([], float(getattr(stats, attribute, 0)))
+            family.add_metric([], float(getattr(stats, attribute)))
             yield family
 
 
