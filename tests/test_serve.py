@@ -348,3 +348,24 @@ async def test_dev_server_end_to_end_with_review_server(
     again.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(again.proc.wait(), 15) == 0
     assert (tmp_path / "certs/dev/ca.crt").read_bytes() == ca_before
+
+
+def test_no_api_and_no_files_is_one_line_and_exit_2(
+    local_tls: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    tls = ["--tls-cert", str(local_tls.cert_file), "--tls-key", str(local_tls.key_file)]
+    assert run_cli(["serve", *tls]) == 2
+    err = capsys.readouterr().err
+    assert "pass --kubeconfig" in err and "--service-accounts" in err
+    assert err.count("\n") == 1
+    (tmp_path / "bad-kubeconfig").write_text("not: [a kubeconfig")
+    assert run_cli(["serve", *tls, "--kubeconfig", str(tmp_path / "bad-kubeconfig")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the Kubernetes configuration" in err
+    assert err.count("\n") == 1

@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
 from webhook import dev
@@ -301,6 +302,15 @@ async def _kube_configuration(kubeconfig: str | None) -> object:
                 "no Kubernetes API to read ServiceAccounts from: pass --kubeconfig, run in a "
                 "cluster, or pass --service-accounts FILE (or --dev)"
             )
-    except (config.ConfigException, OSError, ValueError) as exc:
-        raise UsageError(f"cannot load the Kubernetes configuration: {exc}") from None
+    except (
+        config.ConfigException,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        yaml.YAMLError,
+    ) as exc:
+        detail = " ".join(str(exc).split())  # YAML errors span lines; the message is one
+        where = kubeconfig or ("the in-cluster config" if in_cluster else default_file)
+        raise UsageError(f"cannot load the Kubernetes configuration {where}: {detail}") from None
     return configuration
