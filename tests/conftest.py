@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakeapi import FakeKubeAPI
+from kubernetes_asyncio import client, config
 
 from webhook.certificates import KeyAndCert, create_ca, issue_serving_cert
 
@@ -42,3 +45,23 @@ def local_tls(tmp_path: Path) -> LocalTLS:
     ca_file.write_bytes(ca.cert_pem)
     server.write(tmp_path / "tls.crt", tmp_path / "tls.key")
     return LocalTLS(ca, server, ca_file, tmp_path / "tls.crt", tmp_path / "tls.key")
+
+
+@pytest.fixture
+async def fake_api(local_tls: LocalTLS) -> AsyncIterator[FakeKubeAPI]:
+    """Our fake Kubernetes API (tests/fakeapi.py) over TLS with the local_tls certificate."""
+    api = FakeKubeAPI(local_tls.server_context())
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+async def kube_client(
+    fake_api: FakeKubeAPI, local_tls: LocalTLS, tmp_path: Path
+) -> AsyncIterator[client.ApiClient]:
+    """The real kubernetes-asyncio client, configured from a kubeconfig file for fake_api."""
+    kubeconfig = fake_api.write_kubeconfig(tmp_path / "kubeconfig", local_tls.ca_file)
+    api_client = await config.new_client_from_config(config_file=str(kubeconfig))
+    yield api_client
+    await api_client.close()

@@ -8,15 +8,13 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import pytest
-from kubernetes_asyncio import client, config
+from fakeapi import FakeKubeAPI
+from kubernetes_asyncio import client
 
-from tests.conftest import LocalTLS
-from tests.fakeapi import FakeKubeAPI
 from webhook.admission import admit, parse_review
 from webhook.serviceaccounts.cache import ServiceAccountCache
 from webhook.settings import MutationSettings
@@ -42,24 +40,6 @@ def role(n: int | str) -> str:
     return f"arn:aws:iam::111122223333:role/role-{n}"
 
 
-@pytest.fixture
-async def fake_api(local_tls: LocalTLS) -> AsyncIterator[FakeKubeAPI]:
-    api = FakeKubeAPI(local_tls.server_context())
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
-async def api_client(
-    fake_api: FakeKubeAPI, local_tls: LocalTLS, tmp_path: Path
-) -> AsyncIterator[client.ApiClient]:
-    kubeconfig = fake_api.write_kubeconfig(tmp_path / "kubeconfig", local_tls.ca_file)
-    api = await config.new_client_from_config(config_file=str(kubeconfig))
-    yield api
-    await api.close()
-
-
 class Caches:
     """Starts caches for a test and stops every one of them afterwards."""
 
@@ -80,8 +60,8 @@ class Caches:
 
 
 @pytest.fixture
-async def caches(api_client: client.ApiClient, fake_api: FakeKubeAPI) -> AsyncIterator[Caches]:
-    made = Caches(api_client, fake_api)
+async def caches(kube_client: client.ApiClient, fake_api: FakeKubeAPI) -> AsyncIterator[Caches]:
+    made = Caches(kube_client, fake_api)
     yield made
     for cache in made.started:
         await asyncio.wait_for(cache.stop(), WAIT)
@@ -381,9 +361,9 @@ async def test_a_lagging_watch_does_not_roll_back_what_a_lookup_already_saw(
 
 
 async def test_stop_is_prompt_even_with_requests_hanging(
-    fake_api: FakeKubeAPI, api_client: client.ApiClient
+    fake_api: FakeKubeAPI, kube_client: client.ApiClient
 ) -> None:
-    cache = ServiceAccountCache(api_client, PREFIX, **FAST)
+    cache = ServiceAccountCache(kube_client, PREFIX, **FAST)
     await cache.start()
     await eventually(cache.is_ready, "ready")
     fake_api.delay = 30.0

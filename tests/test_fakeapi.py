@@ -4,33 +4,16 @@ something. (The cache itself reads raw JSON; this checks the wire format indepen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from kubernetes_asyncio import client, config, watch
+from conftest import LocalTLS
+from fakeapi import FakeKubeAPI
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.conftest import LocalTLS
-from tests.fakeapi import FakeKubeAPI
-
 
 @pytest.fixture
-async def fake_api(local_tls: LocalTLS) -> AsyncIterator[FakeKubeAPI]:
-    api = FakeKubeAPI(local_tls.server_context())
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
-async def core(
-    fake_api: FakeKubeAPI, local_tls: LocalTLS, tmp_path: Path
-) -> AsyncIterator[client.CoreV1Api]:
-    kubeconfig = fake_api.write_kubeconfig(tmp_path / "kubeconfig", local_tls.ca_file)
-    api_client = await config.new_client_from_config(config_file=str(kubeconfig))
-    yield client.CoreV1Api(api_client)
-    await api_client.close()
+def core(kube_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_client)
 
 
 async def test_a_paginated_list_is_one_consistent_snapshot(
@@ -69,28 +52,26 @@ async def test_the_client_watch_reads_typed_events_and_a_410_error(
     fake_api.update("shop", "a", {"k": "v"})
     fake_api.delete("shop", "b")
 
-    seen = []
-    async with watch.Watch().stream(
-        core.list_service_account_for_all_namespaces,
-        resource_version=listed.metadata.resource_version,
-        timeout_seconds=1,
-    ) as stream:
-        async for event in stream:
-            seen.append((event["type"], event["object"].metadata.name))
-            if len(seen) == 3:
-                break
-    assert seen == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
+    since = listed.metadata.resource_version
+    assert await watched(core, since, 3) == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
 
     fake_api.compact()
     with pytest.raises(ApiException) as raised:
-        async with watch.Watch().stream(
-            core.list_service_account_for_all_namespaces,
-            resource_version=listed.metadata.resource_version,
-            timeout_seconds=1,
-        ) as stream:
-            async for _ in stream:
-                pass
+        await watched(core, since, 1)
     assert raised.value.status == 410
+
+
+async def watched(core: client.CoreV1Api, since: str, count: int) -> list[tuple[str, str]]:
+    """The first `count` events of a watch from `since`, as the client's Watch decodes them."""
+    seen: list[tuple[str, str]] = []
+    async with watch.Watch().stream(
+        core.list_service_account_for_all_namespaces, resource_version=since, timeout_seconds=1
+    ) as stream:
+        async for event in stream:
+            seen.append((event["type"], event["object"].metadata.name))
+            if len(seen) == count:
+                break
+    return seen
 
 
 async def test_a_request_without_the_kubeconfig_token_is_refused(

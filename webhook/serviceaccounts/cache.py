@@ -119,6 +119,18 @@ class _Backoff:
         self.attempts = 0
 
 
+async def _json_body(response: aiohttp.ClientResponse, what: str) -> Any:
+    """The parsed body of a 200 answer; 410 raises _Gone, any other status _ApiStatus."""
+    try:
+        if response.status == _HTTP_GONE:
+            raise _Gone
+        if response.status != 200:
+            raise _ApiStatus(what, response.status)
+        return json.loads(await response.read())
+    finally:
+        response.release()
+
+
 def _describe(error: BaseException) -> str:
     """One line for a log; a timeout's message is empty, so name the type."""
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -244,14 +256,10 @@ class ServiceAccountCache:
                 response = await self._core.read_namespaced_service_account(
                     name, namespace, _preload_content=False, _request_timeout=self.lookup_timeout
                 )
-                try:
-                    if response.status == 404:
-                        return None
-                    if response.status != 200:
-                        raise _ApiStatus("lookup", response.status)
-                    obj = json.loads(await response.read())
-                finally:
+                if response.status == 404:
                     response.release()
+                    return None
+                obj = await _json_body(response, "lookup")
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -318,14 +326,7 @@ class ServiceAccountCache:
                 _preload_content=False,
                 _request_timeout=aiohttp.ClientTimeout(total=self.request_timeout),
             )
-            try:
-                if response.status == _HTTP_GONE:  # the continue token expired: start over
-                    raise _Gone
-                if response.status != 200:
-                    raise _ApiStatus("list", response.status)
-                page = json.loads(await response.read())
-            finally:
-                response.release()
+            page = await _json_body(response, "list")  # 410: the continue token expired
             for item in page.get("items") or ():
                 entry = identity(item.get("metadata") or {})
                 store[(entry.namespace, entry.name)] = entry
