@@ -360,17 +360,19 @@ class ServiceAccountCache:
         if self._watched_before:
             self.stats.watch_restarts += 1
         self._watched_before = True
+        # Spread between 1x and 2x, as client-go does, so many webhooks do not re-watch in step.
+        timeout_seconds = int(self.watch_timeout * random.uniform(1.0, 2.0))
         response = await self._core.list_service_account_for_all_namespaces(
             watch=True,
             allow_watch_bookmarks=True,
             resource_version=self._resource_version,
-            timeout_seconds=self.watch_timeout,
+            timeout_seconds=timeout_seconds,
             _preload_content=False,
             # No total bound on a stream; a connection silent past the server's own timeout is dead.
             _request_timeout=aiohttp.ClientTimeout(
                 total=None,
                 sock_connect=self.request_timeout,
-                sock_read=self.watch_timeout + self.request_timeout,
+                sock_read=timeout_seconds + self.request_timeout,
             ),
         )
         events = 0
