@@ -126,6 +126,7 @@ async def test_a_pod_for_a_just_created_account_is_mutated_a_thousand_times_in_a
         assert env["AWS_ROLE_ARN"] == role(i)
 
     assert cache.stats.misses > 0  # the race was real: the watch had not delivered them yet
+    assert cache.stats.lookup_failures == 0
     await eventually(lambda: len(cache) == 1000, "the watch has delivered all 1000")
 
 
