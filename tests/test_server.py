@@ -430,3 +430,27 @@ async def test_tls_version_floor_and_cipher_suites(
                 assert cipher == expect[1]
     finally:
         server.close()
+
+
+async def test_half_written_rotation_keeps_the_old_pair_until_the_new_one_is_whole(
+    running: Running, local_tls: Any
+) -> None:
+    """cp of tls.crt then tls.key is not atomic: in between, the old pair must stay in use
+    (reloading into the live context would break every handshake at that point)."""
+    from webhook.certificates import issue_serving_cert
+
+    client_ctx = local_tls.client_context()
+    port = running.server.port
+    renewed = issue_serving_cert(local_tls.ca, ["localhost", "127.0.0.1"])
+    local_tls.cert_file.write_bytes(renewed.cert_pem)  # the key still belongs to the old cert
+    assert running.server.tls.reload_if_changed() is False
+    assert await _peer_serial(port, client_ctx) == local_tls.server.cert.serial_number
+    async with await running.post(review(pod(), uid="mid-rotation")) as resp:
+        assert resp.status == 200
+    renewed.write(local_tls.cert_file, local_tls.key_file, overwrite=True)
+
+    async def new_cert_served() -> None:
+        while await _peer_serial(port, client_ctx) != renewed.cert.serial_number:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(new_cert_served(), timeout=10)
