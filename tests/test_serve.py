@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.test_server import pod, review
 from webhook.cli import build_parser, main
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/s3-reader"
@@ -34,25 +35,7 @@ START_TIMEOUT = 30.0
 
 
 def review_body(uid: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": uid,
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "operation": "CREATE",
-                "namespace": "default",
-                "object": {
-                    "metadata": {"name": f"pod-{uid}"},
-                    "spec": {
-                        "serviceAccountName": "aws-cli",
-                        "containers": [{"name": "app", "image": "amazon/aws-cli"}],
-                    },
-                },
-            },
-        }
-    ).encode()
+    return json.dumps(review(pod("aws-cli", f"pod-{uid}"), uid=uid)).encode()
 
 
 @dataclass

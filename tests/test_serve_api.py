@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import LocalTLS
 from tests.fakeapi import FakeKubeAPI
+from tests.test_server import pod, review
 from webhook.cli import build_parser
 from webhook.commands.serve import build_server
 from webhook.server.runner import WebhookServer
@@ -30,31 +31,6 @@ async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {WAIT}s waiting until {what}")
         await asyncio.sleep(0.01)
-
-
-def pod_review(uid: str, namespace: str, service_account: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "operation": "CREATE",
-            "namespace": namespace,
-            "object": {
-                "metadata": {"generateName": "app-", "namespace": namespace},
-                "spec": {"serviceAccountName": service_account, "containers": [{"name": "a"}]},
-            },
-        },
-    }
-
-
-@pytest.fixture
-async def fake_api(local_tls: LocalTLS) -> AsyncIterator[FakeKubeAPI]:
-    api = FakeKubeAPI(local_tls.server_context())
-    await api.start()
-    yield api
-    await api.stop()
 
 
 @pytest.fixture
@@ -99,7 +75,7 @@ async def test_serve_with_the_api_ready_after_first_list_and_no_race(
 
         async def admit(uid: str, namespace: str, name: str) -> dict[str, Any]:
             async with session.post(
-                f"{base}/mutate", json=pod_review(uid, namespace, name)
+                f"{base}/mutate", json=review(pod(name), uid=uid, namespace=namespace)
             ) as resp:
                 assert resp.status == 200
                 answer: dict[str, Any] = (await resp.json())["response"]
