@@ -181,6 +181,7 @@ async def test_wrong_content_type_is_415(running: Running) -> None:
         (b"[1, 2]", "AdmissionReview"),
         (b'{"kind": "AdmissionReview"}', "request"),
         (b'{"request": {"object": {}}}', "uid"),
+        (b"[" * 100_000, "nested too deeply"),
     ],
 )
 async def test_bodies_that_are_not_reviews_are_400(
@@ -454,3 +455,16 @@ async def test_half_written_rotation_keeps_the_old_pair_until_the_new_one_is_who
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(new_cert_served(), timeout=10)
+
+
+async def test_deeply_nested_pod_is_answered_not_500(running: Running) -> None:
+    deep: Any = "x"
+    for _ in range(900):  # parses (under the recursion limit) but is no sane pod
+        deep = [deep]
+    odd = pod()
+    odd["spec"]["containers"][0]["args"] = deep
+    async with await running.post(review(odd, uid="deep")) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    assert answer["response"]["uid"] == "deep"
+    assert answer["response"]["allowed"] is True

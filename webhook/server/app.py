@@ -122,6 +122,8 @@ class Handlers:
             document = json.loads(body)
         except ValueError as exc:  # includes bodies that are not UTF-8
             return self._reject(400, f"body is not JSON: {exc}")
+        except RecursionError:
+            return self._reject(400, "body is not an AdmissionReview: JSON nested too deeply")
         try:
             review = parse_review(document)
         except InvalidReview as exc:
