@@ -67,11 +67,12 @@ class Admission:
     log: AdmissionLog = field(default_factory=AdmissionLog)
 
 
-def _encode(document: dict[str, Any]) -> web.Response:
-    return web.Response(
-        body=json.dumps(document, separators=(",", ":")).encode(),
-        content_type="application/json",
-    )
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _json_response(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
 
 
 def _allowed_unchanged(api_version: str, uid: str, warning: str) -> dict[str, Any]:
@@ -134,9 +135,11 @@ class Handlers:
                 return self._reject(400, "not an AdmissionReview: no request.uid")
             log.exception("could not read AdmissionReview %s", uid)
             self.metrics.observe("error", False, time.perf_counter() - started)
-            return _encode(
-                _allowed_unchanged(document.get("apiVersion", ""), uid, INTERNAL_ERROR_WARNING)
-            )
+            api_version = document.get("apiVersion")
+            if not isinstance(api_version, str):
+                api_version = ""
+            answer = _allowed_unchanged(api_version, uid, INTERNAL_ERROR_WARNING)
+            return _json_response(_json_bytes(answer))
         return await self._answer(review, started)
 
     async def _answer(self, review: PodRequest, started: float) -> web.Response:
@@ -145,12 +148,14 @@ class Handlers:
             if review.wants_mutation:
                 identity = await self.admission.source.get(review.namespace, review.service_account)
             response, mutation = admit(review, identity, self.admission.settings)
+            body = _json_bytes(response)
         except Exception:
             log.exception(
                 "admission failed; pod admitted unchanged",
                 extra={"fields": {"uid": review.uid, "namespace": review.namespace}},
             )
-            response = _allowed_unchanged(review.api_version, review.uid, INTERNAL_ERROR_WARNING)
+            fallback = _allowed_unchanged(review.api_version, review.uid, INTERNAL_ERROR_WARNING)
+            body = _json_bytes(fallback)
             mutation = Mutation(outcome="skipped", reason="internal error")
             outcome = "error"
         else:
@@ -169,7 +174,7 @@ class Handlers:
         if mutation.reason:
             fields["reason"] = mutation.reason
         self.admission.log(fields)
-        return _encode(response)
+        return _json_response(body)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
