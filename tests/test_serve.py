@@ -268,6 +268,9 @@ def test_reference_webhook_arguments_are_accepted() -> None:
             "--logtostderr",
             "-v=4",
             "--sts-regional-endpoint=true",
+            "--service-account-lookup-grace-period=100ms",
+            "--enable-debugging-handlers",
+            "--tls-secret=pod-identity-webhook",
         ]
     )
     assert args.annotation_prefix == "eks.amazonaws.com"

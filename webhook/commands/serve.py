@@ -160,7 +160,7 @@ def _add_reference_compat_flags(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Accepted for compatibility with the reference webhook and ignored: --in-cluster, "
         "--namespace, --service-name, --tls-secret, --logtostderr, -v/--v, "
-        "--service-account-lookup-grace-period."
+        "--service-account-lookup-grace-period, --enable-debugging-handlers."
     )
     group = parser.add_argument_group("reference compatibility")
     for name, kwargs in (
@@ -171,6 +171,10 @@ def _add_reference_compat_flags(parser: argparse.ArgumentParser) -> None:
         ("--logtostderr", {"type": _go_bool, "nargs": "?", "const": True, "metavar": "true|false"}),
         ("--v", {"metavar": "LEVEL"}),  # klog's verbosity
         ("--service-account-lookup-grace-period", {"metavar": "DURATION"}),
+        (
+            "--enable-debugging-handlers",
+            {"type": _go_bool, "nargs": "?", "const": True, "metavar": "true|false"},
+        ),
     ):
         names = (name, "-v") if name == "--v" else (name,)
         group.add_argument(*names, help=argparse.SUPPRESS, **kwargs)
