@@ -5,7 +5,8 @@ One run starts, each in its own process:
   one line per admission to a file, as in production;
 - the floor: a bare aiohttp TLS server that reads the body and answers the webhook's own response
   bytes for the same review (same size), so the gap is what the webhook itself costs;
-and drives both with wrk (16 connections, a Lua POST script), the floor first, then the webhook.
+and drives both with wrk (one thread, 16 connections, a Lua POST script), the floor first,
+then the webhook.
 Prints throughput ratio webhook/floor and p50/p99 latency of each.
 
     python bench/admission.py [--duration 10] [--connections 16]
@@ -142,9 +143,11 @@ end
 """
 
 
-def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+def run_wrk(
+    url: str, script: Path, seconds: int, connections: int, threads: int
+) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -232,8 +236,10 @@ def main() -> None:
         results = {}
         for name, port in (("floor", floor_port), ("webhook", webhook_port)):
             url = f"https://127.0.0.1:{port}/mutate"
-            run_wrk(url, work / "post.lua", args.warmup, args.connections)
-            results[name] = run_wrk(url, work / "post.lua", args.duration, args.connections)
+            run_wrk(url, work / "post.lua", args.warmup, args.connections, args.threads)
+            results[name] = run_wrk(
+                url, work / "post.lua", args.duration, args.connections, args.threads
+            )
     finally:
         for proc in procs:
             proc.terminate()
