@@ -297,7 +297,7 @@ async def _kube_configuration(kubeconfig: str | None) -> object:
             )
         elif in_cluster:
             config.load_incluster_config(client_configuration=configuration)
-        elif Path(default_file.split(os.pathsep)[0]).is_file():
+        elif any(Path(path).is_file() for path in default_file.split(os.pathsep)):
             await config.load_kube_config(
                 config_file=default_file, client_configuration=configuration
             )
