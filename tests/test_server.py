@@ -7,9 +7,11 @@ import base64
 import copy
 import json
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -468,3 +470,38 @@ async def test_deeply_nested_pod_is_answered_not_500(running: Running) -> None:
         answer = await resp.json()
     assert answer["response"]["uid"] == "deep"
     assert answer["response"]["allowed"] is True
+
+
+async def test_kubelet_style_symlink_swap_is_picked_up(local_tls: Any, tmp_path: Path) -> None:
+    """A Secret volume: tls.crt -> ..data/tls.crt, and ..data is swapped to a new directory."""
+    from webhook.certificates import issue_serving_cert
+
+    volume = tmp_path / "volume"
+    first = volume / "..2026_01_01"
+    first.mkdir(parents=True)
+    local_tls.server.write(first / "tls.crt", first / "tls.key")
+    (volume / "..data").symlink_to(first.name)
+    for name in ("tls.crt", "tls.key"):
+        (volume / name).symlink_to(f"..data/{name}")
+    tls = ReloadingTLS(TLSSettings(volume / "tls.crt", volume / "tls.key"), check_interval=0.02)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=tls.context)
+    watcher = asyncio.create_task(tls.watch())
+    try:
+        port = server.sockets[0].getsockname()[1]
+        client = local_tls.client_context()
+        assert await _peer_serial(port, client) == local_tls.server.cert.serial_number
+        renewed = issue_serving_cert(local_tls.ca, ["localhost", "127.0.0.1"])
+        second = volume / "..2026_02_01"
+        second.mkdir()
+        renewed.write(second / "tls.crt", second / "tls.key")
+        (volume / "..data_tmp").symlink_to(second.name)
+        os.replace(volume / "..data_tmp", volume / "..data")  # the kubelet's atomic swap
+
+        async def new_cert_served() -> None:
+            while await _peer_serial(port, client) != renewed.cert.serial_number:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(new_cert_served(), timeout=10)
+    finally:
+        watcher.cancel()
+        server.close()
