@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shlex
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -196,11 +198,18 @@ def test_flag_on_the_command_line_beats_the_env(monkeypatch: pytest.MonkeyPatch)
 
 
 def run_cli(argv: list[str]) -> int:
-    """main() as the console script runs it: argparse's own errors exit 2 as well."""
+    """main() as the console script runs it: argparse's own errors exit 2 as well.
+
+    serve configures the root logger; it is put back so later tests log as pytest set up."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 @pytest.mark.parametrize(
@@ -355,3 +364,21 @@ def test_no_api_and_no_files_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert "cannot load the Kubernetes configuration" in err
     assert err.count("\n") == 1
+
+
+def test_port_in_use_is_one_line_and_exit_2(
+    local_tls: Any, serve_files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = run_cli(
+            ["serve", "--tls-cert", str(local_tls.cert_file), "--tls-key",
+             str(local_tls.key_file), "--service-accounts", str(serve_files / "sas.yaml"),
+             "--bind-address", "127.0.0.1", "--port", str(port), "--metrics-port", "0"]
+        )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"irsa-webhook: cannot listen on 127.0.0.1:{port}")
+    assert "address already in use" in err[-1]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from webhook.errors import UsageError
 from webhook.server.app import IN_FLIGHT
 from webhook.server.tls import ReloadingTLS
 
@@ -59,7 +60,12 @@ class WebhookServer:
     ) -> None:
         assert runner.server is not None
         loop = asyncio.get_running_loop()
-        listener = await loop.create_server(runner.server, self.host, port, ssl=ssl_context)
+        try:
+            listener = await loop.create_server(runner.server, self.host, port, ssl=ssl_context)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {self.host}:{port}: {exc.strerror or exc}"
+            ) from None
         self._listeners.append(listener)
 
     async def start(self) -> None:
@@ -112,8 +118,9 @@ class WebhookServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        await self._stop_accepting()
-        log.info("stopped accepting", extra={"fields": {"in_flight": self._in_flight.count}})
+        if self._listeners:
+            await self._stop_accepting()
+            log.info("stopped accepting", extra={"fields": {"in_flight": self._in_flight.count}})
         try:
             await asyncio.wait_for(self._in_flight.wait_idle(), self._grace_seconds)
         except TimeoutError:
