@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -186,3 +187,22 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert code == 2
     assert named in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_generated_files_are_git_ignored_and_the_kustomization_is_not() -> None:
+    """A fresh clone has certs/README.md and certs/kustomization.yaml; keys never get committed."""
+
+    def ignored(path: str) -> bool:
+        result = subprocess.run(
+            ["git", "check-ignore", "--quiet", "--no-index", path],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=30,
+        )
+        assert result.returncode in (0, 1), result.stderr
+        return result.returncode == 0
+
+    for name in (*FILES, "dev/ca.key"):
+        assert ignored(f"certs/{name}"), name
+    for name in ("README.md", "kustomization.yaml"):
+        assert not ignored(f"certs/{name}"), name
