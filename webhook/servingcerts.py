@@ -20,7 +20,7 @@ DEFAULT_SERVICE = "irsa-webhook"
 DEFAULT_NAMESPACE = "irsa-webhook"
 DEFAULT_DAYS = 365
 CA_DAYS = 3650
-MAX_DAYS = 3650
+MAX_DAYS = 1825  # well inside the CA's lifetime
 # Service and namespace names are DNS-1123 labels; anything else can never be in the cert's SANs.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 

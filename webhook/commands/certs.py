@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     files = result.files
     if result.ca_created:
         print(f"new CA: {files.ca_cert} (key {files.ca_key}, mode 0600)", file=sys.stderr)
+        if args.force:
+            print("the caBundle is new: apply the manifests again", file=sys.stderr)
     else:
         print(f"kept CA: {files.ca_cert} (the caBundle is unchanged)", file=sys.stderr)
     print(
