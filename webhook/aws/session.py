@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,8 @@ class AwsClients:
 
     def __init__(self, profile: str | None = None) -> None:
         self._session = boto3.session.Session(profile_name=profile)
-        self._region = self._session.region_name or FALLBACK_REGION
+        # boto3 reads AWS_DEFAULT_REGION and profiles; other SDKs (and the webhook) set AWS_REGION.
+        self._region = self._session.region_name or os.environ.get("AWS_REGION") or FALLBACK_REGION
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
