@@ -122,8 +122,10 @@ def test_boto3_in_a_pod_environment_assumes_the_role(moto: Moto, tmp_path: Path)
     assert identity["arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/")
 
     # The token is what the chain used: without the file there are no credentials at all.
-    missing = caller_identity({**pod_env, "AWS_WEB_IDENTITY_TOKEN_FILE": str(tmp_path / "gone")})
+    gone = tmp_path / "gone"
+    missing = caller_identity({**pod_env, "AWS_WEB_IDENTITY_TOKEN_FILE": str(gone)})
     assert missing.returncode != 0
+    assert f"No such file or directory: '{gone}'" in missing.stderr
 
     # What moto does not check: the role's trust policy admits exactly this token.
     public_key = keys.load_public_key(key_dir / "public.pem")
