@@ -7,10 +7,11 @@ the envelope: without a `request` object there is nothing to answer, and the ser
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from webhook.identity import ServiceAccountIdentity
 from webhook.mutation import Mutation, mutate_pod, service_account_name
@@ -81,7 +82,7 @@ def parse_review(body: Any) -> PodRequest:
 
 def encode_patch(patch: list[dict[str, Any]]) -> str:
     """The response's `patch` field: base64 of the compact JSON."""
-    return base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
+    return base64.b64encode(orjson.dumps(patch)).decode()
 
 
 def admit(

@@ -8,12 +8,12 @@ never a denial, because the webhook must not be the reason a pod cannot start.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from webhook.admission import InvalidReview, PodRequest, admit, parse_review
@@ -68,7 +68,7 @@ class Admission:
 
 
 def _json_bytes(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
+    return orjson.dumps(document)
 
 
 def _json_response(body: bytes) -> web.Response:
@@ -122,11 +122,9 @@ class Handlers:
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, f"body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            document = json.loads(body)
+            document = orjson.loads(body)
         except ValueError as exc:  # includes bodies that are not UTF-8
             return self._reject(400, f"body is not JSON: {exc}")
-        except RecursionError:
-            return self._reject(400, "body is not an AdmissionReview: JSON nested too deeply")
         try:
             review = parse_review(document)
         except InvalidReview as exc:

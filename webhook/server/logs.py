@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+import orjson
+
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ADMISSION_LOGGER = "webhook.admission"
@@ -46,7 +48,7 @@ def format_line(
 ) -> str:
     if log_format == "json":
         head = {"time": _timestamp(created), "level": level, "logger": logger, "msg": msg}
-        return json.dumps({**head, **fields}, separators=(",", ":"), default=str)
+        return orjson.dumps({**head, **fields}, default=str).decode()
     parts = [_timestamp(created), level.upper(), logger, msg]
     parts.extend(f"{key}={_text_value(value)}" for key, value in fields.items())
     return " ".join(parts)
