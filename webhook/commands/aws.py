@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -84,7 +85,7 @@ def _clients(args: argparse.Namespace) -> AwsClients:
         return AwsClients(args.profile)
 
 
-def _make(clients: AwsClients, calls: list[Call]) -> list[dict]:
+def _make(clients: AwsClients, calls: list[Call]) -> list[dict[str, Any]]:
     responses = []
     for call in calls:
         responses.append(call.make(clients.client(call.service)))
@@ -270,7 +271,7 @@ def _role_request(
             provider, issuer, args.namespace, args.service_account, args.audience
         ),
         description=args.description,
-        default_description=f"IRSA: assumed by {subject} with tokens from {issuer}",
+        default_description=f"IRSA: assumed by {subject} with tokens from {issuer}"[:1000],
         policy_arns=args.policy_arn,
         inline_policies=inline,
     )
