@@ -51,10 +51,28 @@ class Moto:
         )
         return session.client(service, endpoint_url=self.endpoint)
 
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+    def _post(self, path: str, body: bytes | None = None) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # not a form: moto reads the raw body
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
+
+    def reset(self) -> None:
+        self._post("/moto-api/reset")
+
+    @contextmanager
+    def enforcing_iam(self) -> Iterator[None]:
+        """moto checks every request's credentials and IAM policies inside the block
+        (its server-mode /moto-api/reset-auth switch), as AWS always does."""
+        self._post("/moto-api/reset-auth", b"0")
+        try:
+            yield
+        finally:
+            self._post("/moto-api/reset-auth", b"inf")
 
 
 @contextmanager

@@ -283,6 +283,38 @@ def test_no_credentials_at_all_is_one_clear_line(moto: Moto, tmp_path: Path) -> 
     assert line.startswith("irsa-webhook: no AWS credentials found")
 
 
+def test_access_denied_and_rejected_keys_are_one_clear_line_and_dry_run_needs_only_reads(
+    moto: Moto, env: dict[str, str]
+) -> None:
+    iam = moto.client("iam")
+    iam.create_user(UserName="auditor")
+    iam.put_user_policy(UserName="auditor", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:List*", "iam:Get*"], "Resource": "*"}],
+    }))  # fmt: skip
+    key = iam.create_access_key(UserName="auditor")["AccessKey"]
+    auditor = {
+        **env,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+    with moto.enforcing_iam():
+        denied = run_cli(
+            "aws", "create-provider", "--issuer", ISSUER, "--thumbprint", THUMB_A, env=auditor
+        )  # fmt: skip
+        rejected = run_cli(
+            "aws", "create-provider", "--issuer", ISSUER, "--thumbprint", THUMB_A, env=env
+        )  # fmt: skip
+        preview = create_role(auditor, "--dry-run")  # read permissions are enough to preview
+    line = assert_one_line_error(denied, 1)
+    assert line.startswith("irsa-webhook: AWS denied CreateOpenIDConnectProvider (AccessDenied)")
+    assert "user/auditor" in line
+    assert "AWS rejected the credentials" in assert_one_line_error(rejected, 1)
+    assert preview.returncode == 0, preview.stderr
+    assert [call["operation"] for call in json.loads(preview.stdout)] == ["CreateRole"]
+    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
+
+
 def test_unknown_profile_is_one_clear_line(moto: Moto, env: dict[str, str]) -> None:
     result = run_cli(
         "aws", "create-provider", "--issuer", ISSUER, "--thumbprint", THUMB_A,
