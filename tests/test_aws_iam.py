@@ -346,3 +346,26 @@ def test_bad_role_input_is_one_line_naming_the_flag(tmp_path: Path, flag: str, v
     result = run_cli("aws", "create-role", *argv, env=isolated_aws_env(tmp_path))
     line = assert_one_line_error(result, 2)
     assert flag.removeprefix("--") in line or value in line
+
+
+def test_role_dry_run_on_an_existing_role_shows_only_the_changes(
+    moto: Moto, env: dict[str, str]
+) -> None:
+    create_provider(env, "--thumbprint", THUMB_A)
+    assert create_role(env, "--s3-bucket-prefix", "acme-").returncode == 0
+    dry = create_role(
+        env, "--s3-bucket-prefix", "acme-", "--s3-read-only", "--dry-run", service_account="writer"
+    )
+    assert dry.returncode == 0, dry.stderr
+    calls = json.loads(dry.stdout)
+    assert [call["operation"] for call in calls] == ["UpdateAssumeRolePolicy", "PutRolePolicy"]
+    assert calls[0]["parameters"]["PolicyDocument"] == expected_trust(
+        PROVIDER_ARN, "system:serviceaccount:team-a:writer"
+    )
+    assert "s3:PutObject" not in calls[1]["parameters"]["PolicyDocument"]["Statement"][0]["Action"]
+    iam = moto.client("iam")
+    assert iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"] == expected_trust(
+        PROVIDER_ARN, "system:serviceaccount:team-a:reader"
+    )
+    stored = iam.get_role_policy(RoleName=ROLE, PolicyName="irsa-webhook-s3-prefix")
+    assert "s3:PutObject" in stored["PolicyDocument"]["Statement"][0]["Action"]
