@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from webhook.goparse import parse_go_bool, parse_go_int64
 from webhook.identity import ServiceAccountIdentity
-from webhook.settings import MIN_TOKEN_EXPIRATION, MutationSettings, parse_go_bool
+from webhook.settings import MIN_TOKEN_EXPIRATION, MutationSettings
 
 Outcome = Literal["mutated", "skipped"]
 
@@ -73,14 +74,6 @@ def quoted(value: object) -> str:
     if len(text) > _MAX_QUOTED:
         text = text[: _MAX_QUOTED - 3] + "..."
     return f'"{text}"'
-
-
-def parse_go_int64(value: str) -> int | None:
-    """Go's strconv.ParseInt(value, 10, 64), which the reference uses for expirations."""
-    if not _GO_INT.match(value):
-        return None
-    number = int(value)
-    return number if -_INT64_MAX - 1 <= number <= _INT64_MAX else None
 
 
 def is_role_arn(value: str) -> bool:

@@ -9,24 +9,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from webhook.commands import argtypes
+
 DEFAULT_ANNOTATION_PREFIX = "eks.amazonaws.com"
 DEFAULT_TOKEN_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_TOKEN_MOUNT_PATH = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 DEFAULT_TOKEN_EXPIRATION = 86400
 # kube-apiserver refuses projected tokens shorter than ten minutes.
 MIN_TOKEN_EXPIRATION = 600
-
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def parse_go_bool(value: str) -> bool | None:
-    """Go's strconv.ParseBool, which the reference applies to annotations: None when invalid."""
-    if value in _GO_TRUE:
-        return True
-    if value in _GO_FALSE:
-        return False
-    return None
 
 
 def clamp_token_expiration(seconds: int) -> int:
@@ -52,20 +42,6 @@ class MutationSettings:
         return f"{self.annotation_prefix}/{name}"
 
 
-def _go_bool_flag(value: str) -> bool:
-    parsed = parse_go_bool(value)
-    if parsed is None:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-    return parsed
-
-
-def _token_expiration_flag(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole seconds, got {value!r}") from None
-
-
 def add_mutation_flags(parser: argparse.ArgumentParser) -> None:
     """The reference webhook's mutation flags, for every command that mutates pods."""
     group = parser.add_argument_group("mutation (same flags as the EKS pod identity webhook)")
@@ -87,13 +63,13 @@ def add_mutation_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--token-expiration",
-        type=_token_expiration_flag,
+        type=argtypes.whole_seconds,
         default=DEFAULT_TOKEN_EXPIRATION,
         help=f"token lifetime in seconds, at least {MIN_TOKEN_EXPIRATION} (default %(default)s)",
     )
     group.add_argument(
         "--sts-regional-endpoint",
-        type=_go_bool_flag,
+        type=argtypes.go_bool,
         nargs="?",
         const=True,
         default=False,

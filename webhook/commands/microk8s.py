@@ -8,6 +8,7 @@ from pathlib import Path
 from webhook.apiserver.files import restore_newest
 from webhook.apiserver.microk8s import DEFAULT_SNAP_DATA, ConfigureSettings, configure
 from webhook.apiserver.restart import RestartTools, restart_or_hint
+from webhook.commands import argtypes
 from webhook.commands.apiserver import add_issuer_flags, audiences_from
 
 
@@ -76,21 +77,11 @@ def _add_restart_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--wait-timeout",
-        type=_positive_seconds,
+        type=argtypes.seconds_up_to(86400),
         default=300.0,
         metavar="SECONDS",
         help="how long --restart waits for the API server (default: %(default)s)",
     )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return seconds
 
 
 def _args_file(args: argparse.Namespace) -> Path:

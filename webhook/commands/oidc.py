@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from webhook.commands import argtypes
 from webhook.errors import UsageError
 from webhook.issuer import validate_issuer
 from webhook.oidc import keys
@@ -137,16 +138,6 @@ def run_jwks(args: argparse.Namespace) -> int:
 # token --------------------------------------------------------------------------------------
 
 
-def _positive_seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive number of seconds")
-    return value
-
-
 def _register_token(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "token",
@@ -173,7 +164,7 @@ def _register_token(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--expiration",
-        type=_positive_seconds,
+        type=argtypes.positive_whole_seconds,
         default=DEFAULT_TOKEN_SECONDS,
         metavar="SECONDS",
         help=f"lifetime in seconds (default {DEFAULT_TOKEN_SECONDS})",

@@ -13,6 +13,7 @@ import yaml
 from aiohttp import web
 
 from webhook import dev
+from webhook.commands import argtypes
 from webhook.errors import UsageError
 from webhook.server.app import Admission, make_metrics_app, make_webhook_app
 from webhook.server.envflags import apply_env_defaults, raise_for_bad_env
@@ -21,38 +22,12 @@ from webhook.server.metrics import ServerMetrics
 from webhook.server.runner import DEFAULT_GRACE_SECONDS, WebhookServer, serve_until_signalled
 from webhook.server.tls import MIN_VERSIONS, ReloadingTLS, TLSSettings, openssl_ciphers
 from webhook.serviceaccounts import ServiceAccountSource
-from webhook.settings import add_mutation_flags, mutation_settings_from_args, parse_go_bool
+from webhook.settings import add_mutation_flags, mutation_settings_from_args
 
 log = logging.getLogger("webhook.serve")
 
 DEFAULT_CERT_DIR = Path("/etc/webhook/certs")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 0-65535")
-    return port
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if not 0 < seconds < 3600:
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {value}")
-    return seconds
-
-
-def _go_bool(value: str) -> bool:
-    parsed = parse_go_bool(value)
-    if parsed is None:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-    return parsed
+SECONDS = argtypes.seconds_up_to(3600)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,10 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "an IRSA_WEBHOOK_<FLAG> environment variable (a flag on the command line wins).",
     )
     net = parser.add_argument_group("listening")
-    net.add_argument("--port", type=_port, default=8443, help="TLS port (default %(default)s)")
+    net.add_argument(
+        "--port", type=argtypes.port, default=8443, help="TLS port (default %(default)s)"
+    )
     net.add_argument(
         "--metrics-port",
-        type=_port,
+        type=argtypes.port,
         default=9999,
         help="plain-HTTP port for /metrics, /healthz, /readyz (default %(default)s)",
     )
@@ -80,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     net.add_argument(
         "--shutdown-grace-period",
-        type=_seconds,
+        type=SECONDS,
         default=DEFAULT_GRACE_SECONDS,
         help="seconds to finish requests in flight after SIGTERM (default %(default)s)",
     )
@@ -126,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sas.add_argument(
         "--lookup-timeout",
-        type=_seconds,
+        type=SECONDS,
         default=1.0,
         help="bound on a direct API lookup of a ServiceAccount the cache has not seen "
         "(seconds, default %(default)s)",
@@ -163,17 +140,25 @@ def _add_reference_compat_flags(parser: argparse.ArgumentParser) -> None:
         "--service-account-lookup-grace-period, --enable-debugging-handlers."
     )
     group = parser.add_argument_group("reference compatibility")
+    # Go bool flags: bare, or =true|false.
+    go_bool_flag = {"type": argtypes.go_bool, "nargs": "?", "const": True, "metavar": "true|false"}
     for name, kwargs in (
-        ("--in-cluster", {"type": _go_bool, "nargs": "?", "const": True, "metavar": "true|false"}),
+        (
+            "--in-cluster",
+            go_bool_flag,
+        ),
         ("--namespace", {}),
         ("--service-name", {}),
         ("--tls-secret", {}),
-        ("--logtostderr", {"type": _go_bool, "nargs": "?", "const": True, "metavar": "true|false"}),
+        (
+            "--logtostderr",
+            go_bool_flag,
+        ),
         ("--v", {"metavar": "LEVEL"}),  # klog's verbosity
         ("--service-account-lookup-grace-period", {"metavar": "DURATION"}),
         (
             "--enable-debugging-handlers",
-            {"type": _go_bool, "nargs": "?", "const": True, "metavar": "true|false"},
+            go_bool_flag,
         ),
     ):
         names = (name, "-v") if name == "--v" else (name,)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.errors import UsageError
-from webhook.settings import parse_go_bool
+from webhook.goparse import parse_go_bool
 
 ENV_PREFIX = "IRSA_WEBHOOK_"
 
