@@ -18,7 +18,7 @@ from tests.conftest import LocalTLS
 from tests.fakeapi import FakeKubeAPI
 from tests.test_server import pod, review
 from webhook.cli import build_parser
-from webhook.commands.serve import build_server
+from webhook.server.assembly import build_server
 from webhook.server.runner import WebhookServer
 
 ROLE = "arn:aws:iam::111122223333:role/fresh"

@@ -5,24 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-
-import yaml
-from aiohttp import web
 
 from webhook import dev
 from webhook.commands import argtypes
 from webhook.errors import UsageError
-from webhook.server.app import Admission, make_metrics_app, make_webhook_app
+from webhook.server.assembly import build_server
 from webhook.server.envflags import apply_env_defaults, raise_for_bad_env
 from webhook.server.logs import LOG_FORMATS, LOG_LEVELS, AdmissionLog, configure_logging
-from webhook.server.metrics import ServerMetrics
 from webhook.server.runner import DEFAULT_GRACE_SECONDS, WebhookServer, serve_until_signalled
-from webhook.server.tls import MIN_VERSIONS, ReloadingTLS, TLSSettings, openssl_ciphers
-from webhook.serviceaccounts import ServiceAccountSource
-from webhook.settings import add_mutation_flags, mutation_settings_from_args
+from webhook.server.tls import MIN_VERSIONS
+from webhook.settings import add_mutation_flags
 
 log = logging.getLogger("webhook.serve")
 
@@ -193,36 +186,6 @@ async def _serve(args: argparse.Namespace, admission_log: AdmissionLog) -> None:
     await serve_until_signalled(server, on_started)
 
 
-async def build_server(
-    args: argparse.Namespace, admission_log: AdmissionLog | None = None
-) -> WebhookServer:
-    """The whole server from parsed `serve` flags, not started (tests start it in process)."""
-    settings = mutation_settings_from_args(args)
-    tls = ReloadingTLS(
-        TLSSettings(
-            cert_file=args.tls_cert,
-            key_file=args.tls_key,
-            min_version=args.tls_min_version,
-            ciphers=openssl_ciphers(args.tls_cipher_suites),
-        )
-    )
-    source, lifecycle = await _source(args)
-    metrics = ServerMetrics(source, tls.seconds_until_expiry)
-    admission = Admission(source, settings, metrics, admission_log or AdmissionLog())
-    webhook_app = make_webhook_app(admission)
-    if lifecycle is not None:
-        webhook_app.cleanup_ctx.append(lifecycle)
-    return WebhookServer(
-        webhook_app,
-        make_metrics_app(admission),
-        tls,
-        host=args.bind_address,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        grace_seconds=args.shutdown_grace_period,
-    )
-
-
 def _print_dev_follow_up(server: WebhookServer) -> None:
     print(
         f"irsa-webhook dev server on https://{dev.DEV_HOST}:{server.port}/mutate "
@@ -230,76 +193,3 @@ def _print_dev_follow_up(server: WebhookServer) -> None:
         f"  {dev.follow_up_command(server.port)}\n",
         flush=True,
     )
-
-
-Lifecycle = Callable[[web.Application], AsyncIterator[None]]
-
-
-async def _source(args: argparse.Namespace) -> tuple[ServiceAccountSource, Lifecycle | None]:
-    if args.service_accounts:
-        from webhook.serviceaccounts.offline import OfflineServiceAccounts
-
-        paths = [str(path) for path in args.service_accounts]
-        return OfflineServiceAccounts.from_files(paths, args.annotation_prefix), None
-    return await _api_cache(args)
-
-
-async def _api_cache(args: argparse.Namespace) -> tuple[ServiceAccountSource, Lifecycle]:
-    from kubernetes_asyncio import client
-
-    from webhook.serviceaccounts.cache import ServiceAccountCache
-
-    configuration = await _kube_configuration(args.kubeconfig)
-    if args.kube_api:
-        configuration.host = args.kube_api
-    api_client = client.ApiClient(configuration)
-    cache = ServiceAccountCache(
-        api_client, args.annotation_prefix, lookup_timeout=args.lookup_timeout
-    )
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await cache.start()
-        try:
-            yield
-        finally:
-            await cache.stop()
-            await api_client.close()
-
-    return cache, lifecycle
-
-
-async def _kube_configuration(kubeconfig: str | None) -> object:
-    """--kubeconfig, else in-cluster, else $KUBECONFIG or ~/.kube/config, like kubectl."""
-    from kubernetes_asyncio import client, config
-
-    configuration = client.Configuration()
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    default_file = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    try:
-        if kubeconfig:
-            await config.load_kube_config(
-                config_file=kubeconfig, client_configuration=configuration
-            )
-        elif in_cluster:
-            config.load_incluster_config(client_configuration=configuration)
-        elif any(Path(path).is_file() for path in default_file.split(os.pathsep)):
-            await config.load_kube_config(
-                config_file=default_file, client_configuration=configuration
-            )
-        else:
-            raise UsageError(
-                "no Kubernetes API to read ServiceAccounts from: pass --kubeconfig, run in a "
-                "cluster, or pass --service-accounts FILE (or --dev)"
-            )
-    except (
-        config.ConfigException,
-        OSError,
-        ValueError,
-        TypeError,
-        KeyError,
-        yaml.YAMLError,
-    ) as exc:
-        detail = " ".join(str(exc).split())  # YAML errors span lines; the message is one
-        where = kubeconfig or ("the in-cluster config" if in_cluster else default_file)
-        raise UsageError(f"cannot load the Kubernetes configuration {where}: {detail}") from None
-    return configuration
