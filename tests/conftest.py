@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from fakeapi import FakeKubeAPI
 from kubernetes_asyncio import client, config
 
@@ -35,6 +37,19 @@ class LocalTLS:
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@asynccontextmanager
+async def served_over_tls(app: web.Application, tls: LocalTLS) -> AsyncIterator[int]:
+    """Serve `app` on a free loopback port with the test certificate; yields the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context())
+        await site.start()
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
-from tests.conftest import REPO_ROOT
 from webhook.errors import UsageError
 from webhook.serviceaccounts import ServiceAccountSource
 from webhook.serviceaccounts.offline import OfflineServiceAccounts

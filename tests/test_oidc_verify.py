@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import LocalTLS
+from conftest import LocalTLS, served_over_tls
 from oidc_support import pyjwt_decode
 
 from webhook.errors import CheckFailed
@@ -62,16 +62,11 @@ async def static_issuer(local_tls: LocalTLS, tmp_path: Path) -> AsyncIterator[St
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", serve_file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=local_tls.server_context())
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield StaticIssuer(root, port, local_tls.ca_file, requests, stalled_paths)
-    finally:
-        test_over.set()
-        await runner.cleanup()
+    async with served_over_tls(app, local_tls) as port:
+        try:
+            yield StaticIssuer(root, port, local_tls.ca_file, requests, stalled_paths)
+        finally:
+            test_over.set()
 
 
 @pytest.fixture(params=["rsa", "ec"])

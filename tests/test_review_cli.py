@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from aiohttp import web
+from conftest import REPO_ROOT, LocalTLS, served_over_tls
 
-from tests.conftest import REPO_ROOT, LocalTLS
 from webhook.admission import InvalidReview, admit, parse_review
 from webhook.serviceaccounts.offline import OfflineServiceAccounts
 from webhook.settings import MutationSettings
@@ -246,14 +246,10 @@ def test_bad_service_accounts_file_is_named(tmp_path: Path) -> None:
 # --- remote mode: a real TLS server on loopback whose handler is our own admit() -------------
 
 
-async def _serve(local_tls: LocalTLS, handler: Any) -> tuple[web.AppRunner, int]:
+def _post_app(handler: Any) -> web.Application:
     app = web.Application()
     app.router.add_post("/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=local_tls.server_context())
-    await site.start()
-    return runner, runner.addresses[0][1]
+    return app
 
 
 async def _review_async(*args: str) -> tuple[int, str, str]:
@@ -288,14 +284,11 @@ async def test_remote_review_sends_dry_runs_over_tls_and_shows_the_answer(
         answer, _ = admit(parsed, identity, MutationSettings(aws_default_region="ap-south-1"))
         return web.json_response(answer)
 
-    runner, port = await _serve(local_tls, handle)
-    try:
+    async with served_over_tls(_post_app(handle), local_tls) as port:
         code, out, err = await _review_async(
             "examples/pod.yaml", "examples/admissionreview.json", "-o", "pod",
             "--server", f"https://localhost:{port}", "--ca-file", str(local_tls.ca_file),
         )  # fmt: skip
-    finally:
-        await runner.cleanup()
     assert code == 0, err
     assert [path for path, _ in seen] == ["/mutate", "/mutate"]
     assert all(body["request"]["dryRun"] is True for _, body in seen)
@@ -314,14 +307,11 @@ async def test_remote_review_keeps_an_explicit_path_and_reports_http_errors(
         paths.append(request.path)
         raise web.HTTPBadRequest(text="request.uid missing\nmore detail")
 
-    runner, port = await _serve(local_tls, refuse)
-    try:
+    async with served_over_tls(_post_app(refuse), local_tls) as port:
         code, out, err = await _review_async(
             "examples/pod.yaml", "--server", f"https://127.0.0.1:{port}/hooks/irsa",
             "--ca-file", str(local_tls.ca_file),
         )  # fmt: skip
-    finally:
-        await runner.cleanup()
     assert paths == ["/hooks/irsa"]
     assert code == 1 and out == ""
     assert err.strip() == (
@@ -334,13 +324,10 @@ async def test_remote_review_refuses_a_server_it_cannot_verify(local_tls: LocalT
     async def never(request: web.Request) -> web.Response:
         raise AssertionError("the client must not send anything to an unverified server")
 
-    runner, port = await _serve(local_tls, never)
-    try:
+    async with served_over_tls(_post_app(never), local_tls) as port:
         code, _, err = await _review_async(
             "examples/pod.yaml", "--server", f"https://localhost:{port}"
         )
-    finally:
-        await runner.cleanup()
     assert code == 1
     assert "cannot reach the webhook" in err and "CERTIFICATE_VERIFY_FAILED" in err
     assert len(err.strip().splitlines()) == 1

@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import REPO_ROOT
+from test_server import pod, review
 
-from tests.conftest import REPO_ROOT
-from tests.test_server import pod, review
 from webhook.cli import build_parser, main
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/s3-reader"

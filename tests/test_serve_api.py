@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import LocalTLS
+from fakeapi import FakeKubeAPI
+from test_server import pod, review
 
-from tests.conftest import LocalTLS
-from tests.fakeapi import FakeKubeAPI
-from tests.test_server import pod, review
 from webhook.cli import build_parser
 from webhook.server.assembly import build_server
 from webhook.server.runner import WebhookServer
