@@ -7,7 +7,6 @@ import os
 import socketserver
 import ssl
 import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -115,16 +114,6 @@ def moto_env(moto: Moto, tmp_path: Path) -> dict[str, str]:
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_REGION=REGION,
-    )
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=CLI_TIMEOUT,
     )
 
 

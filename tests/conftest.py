@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +20,44 @@ from webhook.certificates import KeyAndCert, create_ca, issue_serving_cert
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+CLI_TIMEOUT = 60
+
+
+def run_cli(
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`irsa-webhook ARGS` as a user runs it: a real process, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        cwd=cwd,
+        timeout=CLI_TIMEOUT,
+    )
+
+
+async def run_cli_async(*args: str, stdin: str = "", cwd: Path = REPO_ROOT) -> tuple[int, str, str]:
+    """run_cli for tests whose event loop must keep serving while the command runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "webhook", *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin.encode()), CLI_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 @dataclass(frozen=True)

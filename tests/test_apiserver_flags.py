@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_microk8s import KeyFiles, bash_words, make_keys, run_cli, values
+from conftest import run_cli
+from test_microk8s import KeyFiles, bash_words, make_keys, values
 
 from webhook.apiserver.argsfile import ArgsFile
 

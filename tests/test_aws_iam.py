@@ -18,8 +18,8 @@ from aws_support import (
     isolated_aws_env,
     moto_env,
     moto_server,
-    run_cli,
 )
+from conftest import run_cli
 
 ISSUER = "https://oidc.example.com/cluster-1"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.example.com/cluster-1"

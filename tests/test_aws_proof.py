@@ -19,7 +19,8 @@ from typing import Any
 import jwt
 import pytest
 import yaml
-from aws_support import ACCOUNT, REGION, Moto, moto_env, moto_server, run_cli
+from aws_support import ACCOUNT, REGION, Moto, moto_env, moto_server
+from conftest import run_cli
 
 from webhook.oidc import keys
 

@@ -15,9 +15,9 @@ from aws_support import (
     make_chain,
     moto_env,
     moto_server,
-    run_cli,
     tls_host,
 )
+from conftest import run_cli
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 

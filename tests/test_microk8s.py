@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_TESTDATA
+from conftest import SHARED_TESTDATA, run_cli
 
 from webhook.apiserver.argsfile import ArgsFile
 from webhook.apiserver.microk8s import ADDED_MARKER, DISABLED_MARKER
@@ -39,16 +39,6 @@ MANAGED = (
     "service-account-signing-key-file",
     "api-audiences",
 )
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from oidc_support import private_members_in, run_cli
+from oidc_support import private_members_in
 
 from webhook.cli import main
 from webhook.oidc import keys

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from oidc_support import assert_nothing_private, pyjwt_decode, run_cli
+from conftest import run_cli
+from oidc_support import assert_nothing_private, pyjwt_decode
 
 from webhook.cli import main
 from webhook.oidc import keys

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import jwt
 import pytest
-from oidc_support import pyjwt_decode, run_cli
+from conftest import run_cli
+from oidc_support import pyjwt_decode
 
 from webhook.oidc import keys
 from webhook.oidc.jwks import build_jwks

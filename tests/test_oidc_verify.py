@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import LocalTLS, served_over_tls
+from conftest import LocalTLS, run_cli_async, served_over_tls
 from oidc_support import pyjwt_decode
 
 from webhook.errors import CheckFailed
@@ -25,7 +24,6 @@ from webhook.oidc.token import service_account_claims, sign_token
 from webhook.oidc.verify import CLOCK_SKEW_SECONDS, verify_token
 
 ISSUER_PATH = "/cluster-1"
-CLI_TIMEOUT = 60
 
 
 @dataclass
@@ -264,30 +262,13 @@ async def test_jwks_that_leaks_a_private_key_is_refused(signing_key: keys.Privat
 # The CLI, as a user runs it ----------------------------------------------------------------
 
 
-async def run_cli(*args: str, stdin: str = "") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "webhook", *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin.encode()), CLI_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 async def cli_issuer(static_issuer: StaticIssuer, tmp_path: Path) -> tuple[StaticIssuer, Path]:
     """Keys made and the site laid out by the CLI itself, served by the static issuer."""
     keydir = tmp_path / "keys"
-    code, _, err = await run_cli("oidc", "keygen", "--out", str(keydir))
+    code, _, err = await run_cli_async("oidc", "keygen", "--out", str(keydir))
     assert code == 0, err
-    code, _, err = await run_cli(
+    code, _, err = await run_cli_async(
         "oidc", "site", "--issuer", static_issuer.url(),
         "--public-key", str(keydir / "public.pem"), "--out", str(static_issuer.root),
     )  # fmt: skip
@@ -296,7 +277,7 @@ async def cli_issuer(static_issuer: StaticIssuer, tmp_path: Path) -> tuple[Stati
 
 
 async def cli_token(issuer: str, keydir: Path, *extra: str) -> str:
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_async(
         "oidc", "token", "--signing-key", str(keydir / "private_key.pem"), "--issuer", issuer,
         "--namespace", "team-a", "--service-account", "s3-reader", *extra,
     )  # fmt: skip
@@ -309,7 +290,7 @@ async def test_cli_verify_good_token_from_stdin_prints_claims_not_token(
 ) -> None:
     issuer, keydir = cli_issuer
     token = await cli_token(issuer.url(), keydir)
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_async(
         "oidc", "verify", "-", "--issuer", issuer.url(), "--ca-file", str(issuer.ca_file),
         stdin=token + "\n",
     )  # fmt: skip
@@ -325,7 +306,7 @@ async def test_cli_verify_wrong_audience_exits_1_naming_the_check(
     issuer, keydir = cli_issuer
     token_file = tmp_path / "token"
     token_file.write_text(await cli_token(issuer.url(), keydir, "--audience", "vault"))
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_async(
         "oidc", "verify", str(token_file), "--issuer", issuer.url(),
         "--ca-file", str(issuer.ca_file),
     )  # fmt: skip
@@ -340,7 +321,7 @@ async def test_cli_verify_with_jwks_file_fetches_nothing(
     issuer, keydir = cli_issuer
     token_file = tmp_path / "token"
     token_file.write_text(await cli_token(issuer.url(), keydir))
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_async(
         "oidc", "verify", str(token_file), "--issuer", issuer.url(),
         "--jwks", str(issuer.root / "jwks.json"),
     )  # fmt: skip
@@ -356,13 +337,13 @@ async def test_cli_verify_with_jwks_file_fetches_nothing(
 async def test_cli_verify_refuses_bad_issuer_urls(tmp_path: Path, issuer: str) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("a.b.c")
-    code, out, err = await run_cli("oidc", "verify", str(token_file), "--issuer", issuer)
+    code, out, err = await run_cli_async("oidc", "verify", str(token_file), "--issuer", issuer)
     assert code == 2
     assert out == "" and len(err.splitlines()) == 1
 
 
 async def test_cli_verify_will_not_echo_a_token_given_in_place_of_a_file() -> None:
     token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    code, out, err = await run_cli("oidc", "verify", token, "--issuer", "https://h.example")
+    code, out, err = await run_cli_async("oidc", "verify", token, "--issuer", "https://h.example")
     assert code == 2
     assert token not in out + err

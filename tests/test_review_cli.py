@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import subprocess
@@ -15,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from aiohttp import web
-from conftest import REPO_ROOT, LocalTLS, served_over_tls
+from conftest import REPO_ROOT, LocalTLS, run_cli_async, served_over_tls
 
 from webhook.admission import InvalidReview, admit, parse_review
 from webhook.serviceaccounts.offline import OfflineServiceAccounts
@@ -252,21 +251,6 @@ def _post_app(handler: Any) -> web.Application:
     return app
 
 
-async def _review_async(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "webhook", "review", *args,
-        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_remote_review_sends_dry_runs_over_tls_and_shows_the_answer(
     local_tls: LocalTLS,
 ) -> None:
@@ -285,7 +269,8 @@ async def test_remote_review_sends_dry_runs_over_tls_and_shows_the_answer(
         return web.json_response(answer)
 
     async with served_over_tls(_post_app(handle), local_tls) as port:
-        code, out, err = await _review_async(
+        code, out, err = await run_cli_async(
+            "review",
             "examples/pod.yaml", "examples/admissionreview.json", "-o", "pod",
             "--server", f"https://localhost:{port}", "--ca-file", str(local_tls.ca_file),
         )  # fmt: skip
@@ -308,7 +293,8 @@ async def test_remote_review_keeps_an_explicit_path_and_reports_http_errors(
         raise web.HTTPBadRequest(text="request.uid missing\nmore detail")
 
     async with served_over_tls(_post_app(refuse), local_tls) as port:
-        code, out, err = await _review_async(
+        code, out, err = await run_cli_async(
+            "review",
             "examples/pod.yaml", "--server", f"https://127.0.0.1:{port}/hooks/irsa",
             "--ca-file", str(local_tls.ca_file),
         )  # fmt: skip
@@ -325,8 +311,8 @@ async def test_remote_review_refuses_a_server_it_cannot_verify(local_tls: LocalT
         raise AssertionError("the client must not send anything to an unverified server")
 
     async with served_over_tls(_post_app(never), local_tls) as port:
-        code, _, err = await _review_async(
-            "examples/pod.yaml", "--server", f"https://localhost:{port}"
+        code, _, err = await run_cli_async(
+            "review", "examples/pod.yaml", "--server", f"https://localhost:{port}"
         )
     assert code == 1
     assert "cannot reach the webhook" in err and "CERTIFICATE_VERIFY_FAILED" in err
