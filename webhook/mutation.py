@@ -13,6 +13,7 @@ and every decision a user could be surprised by comes back as a warning.
 from __future__ import annotations
 
 import csv
+import functools
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -80,6 +81,7 @@ def is_role_arn(value: str) -> bool:
     return bool(_ROLE_ARN.match(value))
 
 
+@functools.lru_cache(maxsize=64)  # the same few mount paths, for every pod
 def token_file_path(mount_path: str, windows: bool) -> str:
     """`<mount path>/token` cleaned like Go's filepath.Join; `C:\\...` on Windows nodes."""
     path = posixpath.normpath(posixpath.join(mount_path, TOKEN_FILE_NAME))
@@ -236,6 +238,11 @@ def _env_names(env: Sequence[Any]) -> set[str]:
     return {e["name"] for e in env if isinstance(e, Mapping) and isinstance(e.get("name"), str)}
 
 
+def _named(kind: str, container: Mapping[str, Any]) -> str:
+    """`container "app"` for a warning; built only when there is one to give."""
+    return f"{kind} {quoted(container.get('name', ''))}"
+
+
 def _mutate_container(
     container: Mapping[str, Any],
     kind: str,
@@ -244,13 +251,14 @@ def _mutate_container(
     warnings: list[str],
 ) -> dict[str, Any] | None:
     """The changed container, or None when it needs nothing (or cannot be changed safely)."""
-    name = quoted(container.get("name", ""))
     env = container.get("env")
     mounts = container.get("volumeMounts")
     if (env is not None and not isinstance(env, list)) or (
         mounts is not None and not isinstance(mounts, list)
     ):
-        warnings.append(f"{kind} {name} has a malformed env or volumeMounts: left unchanged")
+        warnings.append(
+            f"{_named(kind, container)} has a malformed env or volumeMounts: left unchanged"
+        )
         return None
     env = env or []
     mounts = mounts or []
@@ -264,7 +272,7 @@ def _mutate_container(
             and item["value"] != plan.role_arn
         ):
             warnings.append(
-                f"{kind} {name} sets {ROLE_ARN_ENV}={quoted(item['value'])}, not the "
+                f"{_named(kind, container)} sets {ROLE_ARN_ENV}={quoted(item['value'])}, not the "
                 f"ServiceAccount's role {quoted(plan.role_arn)}: the container's value is kept"
             )
 
@@ -301,9 +309,9 @@ def _mutate_container(
             new_mount = {"name": VOLUME_NAME, "readOnly": True, "mountPath": mount_path}
         else:
             warnings.append(
-                f"{kind} {name} already mounts volume {quoted(clash.get('name', ''))} at "
-                f"{mount_path}: token not mounted there, the API server would reject "
-                "a second mount at the same path"
+                f"{_named(kind, container)} already mounts volume "
+                f"{quoted(clash.get('name', ''))} at {mount_path}: token not mounted there, "
+                "the API server would reject a second mount at the same path"
             )
 
     if not added and new_mount is None:
