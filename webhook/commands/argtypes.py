@@ -40,14 +40,26 @@ def positive_whole_seconds(value: str) -> int:
     return seconds
 
 
+def _float_seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+
+
+def positive_seconds(value: str) -> float:
+    """Seconds above 0 with no upper bound: how long to wait for something slow."""
+    number = _float_seconds(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {value}")
+    return number
+
+
 def seconds_up_to(limit: float) -> Callable[[str], float]:
     """Seconds above 0 and below `limit`: a timeout or a grace period."""
 
     def seconds(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+        number = _float_seconds(value)
         if not 0 < number < limit:
             raise argparse.ArgumentTypeError(
                 f"expected seconds between 0 and {limit:g}, got {value}"

@@ -77,7 +77,7 @@ def _add_restart_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--wait-timeout",
-        type=argtypes.seconds_up_to(86400),
+        type=argtypes.positive_seconds,
         default=300.0,
         metavar="SECONDS",
         help="how long --restart waits for the API server (default: %(default)s)",

@@ -136,23 +136,14 @@ def _add_reference_compat_flags(parser: argparse.ArgumentParser) -> None:
     # Go bool flags: bare, or =true|false.
     go_bool_flag = {"type": argtypes.go_bool, "nargs": "?", "const": True, "metavar": "true|false"}
     for name, kwargs in (
-        (
-            "--in-cluster",
-            go_bool_flag,
-        ),
+        ("--in-cluster", go_bool_flag),
         ("--namespace", {}),
         ("--service-name", {}),
         ("--tls-secret", {}),
-        (
-            "--logtostderr",
-            go_bool_flag,
-        ),
+        ("--logtostderr", go_bool_flag),
         ("--v", {"metavar": "LEVEL"}),  # klog's verbosity
         ("--service-account-lookup-grace-period", {"metavar": "DURATION"}),
-        (
-            "--enable-debugging-handlers",
-            go_bool_flag,
-        ),
+        ("--enable-debugging-handlers", go_bool_flag),
     ):
         names = (name, "-v") if name == "--v" else (name,)
         group.add_argument(*names, help=argparse.SUPPRESS, **kwargs)
