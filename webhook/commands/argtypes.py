@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TypeVar
 
 from webhook.goparse import parse_go_bool
+
+Seconds = TypeVar("Seconds", int, float)
 
 
 def port(value: str) -> int:
@@ -26,40 +29,37 @@ def go_bool(value: str) -> bool:
     return parsed
 
 
-def whole_seconds(value: str) -> int:
+def _converted(value: str, convert: Callable[[str], Seconds], expected: str) -> Seconds:
     try:
-        return int(value)
+        return convert(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole seconds, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
 
 
-def positive_whole_seconds(value: str) -> int:
-    seconds = whole_seconds(value)
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{seconds} must be a positive number of seconds")
+def _positive(seconds: Seconds) -> Seconds:
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{seconds:g} must be a positive number of seconds")
     return seconds
 
 
-def _float_seconds(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+def whole_seconds(value: str) -> int:
+    return _converted(value, int, "whole seconds")
+
+
+def positive_whole_seconds(value: str) -> int:
+    return _positive(whole_seconds(value))
 
 
 def positive_seconds(value: str) -> float:
     """Seconds above 0 with no upper bound: how long to wait for something slow."""
-    number = _float_seconds(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {value}")
-    return number
+    return _positive(_converted(value, float, "seconds"))
 
 
 def seconds_up_to(limit: float) -> Callable[[str], float]:
     """Seconds above 0 and below `limit`: a timeout or a grace period."""
 
     def seconds(value: str) -> float:
-        number = _float_seconds(value)
+        number = _converted(value, float, "seconds")
         if not 0 < number < limit:
             raise argparse.ArgumentTypeError(
                 f"expected seconds between 0 and {limit:g}, got {value}"
