@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from webhook.commands import argtypes
+from webhook import argtypes
 
 DEFAULT_ANNOTATION_PREFIX = "eks.amazonaws.com"
 DEFAULT_TOKEN_AUDIENCE = "sts.amazonaws.com"

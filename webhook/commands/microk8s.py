@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from webhook import argtypes
 from webhook.apiserver.files import restore_newest
 from webhook.apiserver.microk8s import DEFAULT_SNAP_DATA, ConfigureSettings, configure
 from webhook.apiserver.restart import RestartTools, restart_or_hint
-from webhook.commands import argtypes
 from webhook.commands.apiserver import add_issuer_flags, audiences_from
 
 

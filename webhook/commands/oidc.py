@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from webhook.commands import argtypes
+from webhook import argtypes
 from webhook.errors import UsageError
 from webhook.issuer import validate_issuer
 from webhook.oidc import keys

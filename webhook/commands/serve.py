@@ -7,8 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from webhook import dev
-from webhook.commands import argtypes
+from webhook import argtypes, dev
 from webhook.errors import UsageError
 from webhook.server.assembly import build_server
 from webhook.server.envflags import apply_env_defaults, raise_for_bad_env
